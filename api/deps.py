@@ -1,0 +1,100 @@
+"""Dependencies shared by routes: database session, current user, unit access checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from core.models import Unit, User
+from core.security import read_token
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session = request.app.state.session_factory()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _unauthorised(detail: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def get_current_user(
+    request: Request, session: SessionDep, token: Annotated[str | None, Depends(oauth2)]
+) -> User:
+    """The user of a bearer token, or of the page session cookie (pages and their fetch calls)."""
+    purpose = "access"
+    if not token:
+        token = request.cookies.get("spira_session")
+        purpose = "session"
+        if token and request.method not in ("GET", "HEAD", "OPTIONS"):
+            # Cookie-authenticated writes must carry the CSRF token bound to that session
+            csrf = request.headers.get("X-CSRF-Token", "")
+            try:
+                claims = read_token(token, purpose="session")
+            except jwt.PyJWTError:
+                raise _unauthorised("your session has expired; sign in again") from None
+            if not csrf or csrf != claims.get("csrf"):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or wrong CSRF token")
+    if not token:
+        raise _unauthorised("sign in first: send a bearer token from POST /api/token")
+    try:
+        claims = read_token(token, purpose=purpose)
+    except jwt.ExpiredSignatureError:
+        raise _unauthorised("the token has expired; sign in again") from None
+    except jwt.PyJWTError:
+        raise _unauthorised("the token is not valid") from None
+    user = session.get(User, int(claims["sub"]))
+    if user is None or not user.active:
+        raise _unauthorised("the account no longer exists or is disabled")
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def can_read_unit(user: User, unit_id: int) -> bool:
+    if user.role in ("researcher", "admin"):
+        return True
+    return any(u.id == unit_id for u in user.units)
+
+
+def can_upload_to_unit(user: User, unit_id: int) -> bool:
+    if user.role == "admin":
+        return True
+    return user.role == "educator" and any(u.id == unit_id for u in user.units)
+
+
+def readable_unit(session: Session, user: User, unit_id: int) -> Unit:
+    """The unit if it exists and the user may read it; 404 either way otherwise (no existence leak)."""
+    unit = session.get(Unit, unit_id)
+    if unit is None or not can_read_unit(user, unit_id):
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no unit {unit_id} that you may read"
+        )
+    return unit
+
+
+def require_role(*roles: str):
+    def check(user: CurrentUser) -> User:
+        if user.role not in roles:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, detail=f"this needs the role {' or '.join(roles)}"
+            )
+        return user
+
+    return Depends(check)

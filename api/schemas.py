@@ -1,0 +1,100 @@
+"""Typed responses: every number that crosses the API carries its unit, uncertainty and n."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorOut(BaseModel):
+    detail: str = Field(examples=["the file is a PDF document; accepted: JPEG, PNG, WebP, HEIC"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds", examples=[28800])
+
+
+class GroupOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str
+    age_band: str = Field(examples=["3-4"])
+
+
+class UnitOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    name: str = Field(examples=["Olympia"])
+    groups: list[GroupOut]
+
+
+class MeOut(BaseModel):
+    username: str
+    role: str
+    units: list[UnitOut]
+
+
+class PhotoOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: str
+    unit_id: int
+    group_id: int
+    activity: str
+    age_band: str
+    term: str = Field(examples=["2026-HT"])
+    captured_on: date
+    status: str = Field(
+        description="pending: queued for scoring; done: scored; failed", examples=["pending"]
+    )
+    faces_blurred: int = Field(description="faces found and blurred before the photo was stored")
+    sheet_found: bool = Field(
+        description="a sheet of paper was found and its perspective corrected"
+    )
+    created_at: datetime
+
+
+class UploadOut(BaseModel):
+    photo: PhotoOut
+    created: bool = Field(description="false when this upload repeats one already stored")
+    reason: str = Field(examples=["stored", "duplicate", "replay"])
+
+
+class Interval(BaseModel):
+    value: float
+    lo: float = Field(description="lower bound of the 90 % bootstrap interval")
+    hi: float = Field(description="upper bound of the 90 % bootstrap interval")
+
+
+class AgeBandProgression(BaseModel):
+    age_band: str
+    n_photos: int
+    suppressed: bool = Field(description="true: too few photos to show (below the threshold)")
+    mean_stage: Interval | None
+    expected_stage_for_age: float
+    index: Interval | None = Field(
+        description="observed mean stage minus the stage expected for the age band"
+    )
+
+
+class TermProgression(BaseModel):
+    term: str
+    n_photos: int
+    suppressed: bool
+    stage_distribution: list[float] | None = Field(
+        description="share of photos per stage 0–4 (mean of stage probabilities)"
+    )
+    mean_stage: Interval | None
+    index: Interval | None = Field(description="age-adjusted progression index, weighted by photos")
+    by_age_band: list[AgeBandProgression]
+
+
+class UnitProfileOut(BaseModel):
+    unit_id: int
+    unit: str
+    model_version: str | None
+    min_group_size: int
+    terms: list[TermProgression]
+    note: str = "Figures describe the photos' stage estimates at unit level; they assess no child."

@@ -1,0 +1,334 @@
+"""``spira``: one command-line program for every job. Run ``spira --help`` or ``spira JOB --help``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from core.config import get_settings
+
+app = typer.Typer(
+    help=(
+        "Spira: unit-level profiles of preschool children's knowledge development from photos of their "
+        "work, educators' assessments and organisational data. No child is identified. Every command "
+        "honours SPIRA_DATABASE_URL, SPIRA_STORAGE_DIR and SPIRA_VAR_DIR."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+users_app = typer.Typer(help="Manage users and the units they may act on.", no_args_is_help=True)
+models_app = typer.Typer(help="The stage-model registry: list, promote.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(models_app, name="models")
+
+console = Console(stderr=True)
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _migrated():
+    from core.db import migrate, session_factory
+
+    url = get_settings().db_url
+    migrate(url)
+    return session_factory(url)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    _migrated()
+    console.print(f"database at {get_settings().db_url} is up to date")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, help="port to listen on"),
+) -> None:
+    """Serve the API and the web pages on an existing database (the worker scores queued photos)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    _migrated()
+    console.print(f"Spira serves on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
+@users_app.command("add")
+def users_add(
+    username: str = typer.Option(..., help="sign-in name (no personal data about children)"),
+    password: str = typer.Option(..., help="at least 8 characters"),
+    role: str = typer.Option(..., help="educator, principal, researcher or admin"),
+    unit: list[str] = typer.Option(
+        [], "--unit", help="unit name the user may act on; repeat for several"
+    ),
+) -> None:
+    """Create a user (or update role, password and units of an existing one)."""
+    from core.users import UserError, upsert_user
+
+    factory = _migrated()
+    with factory() as session:
+        try:
+            user = upsert_user(
+                session, username=username, password=password, role=role, unit_names=unit
+            )
+        except UserError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from None
+        session.commit()
+        names = ", ".join(u.name for u in user.units)
+        if user.role in ("researcher", "admin"):
+            names = "all units (read)" + (f"; {names}" if names else "")
+        console.print(f"user {user.username} ({user.role}) may act on: {names or 'no units'}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users with their role and units."""
+    from sqlalchemy import select
+
+    from core.models import User
+
+    factory = _migrated()
+    with factory() as session:
+        for user in session.scalars(select(User).order_by(User.username)):
+            print(f"{user.username}\t{user.role}\t{', '.join(u.name for u in user.units)}")
+
+
+@app.command()
+def stages(
+    paths: list[Path] = typer.Argument(..., help="image files or folders (searched recursively)"),
+    jsonl: bool = typer.Option(True, "--jsonl/--table", help="one JSON line per image (default)"),
+    model: str | None = typer.Option(
+        None, "--model", help="a registered model version (default: promoted)"
+    ),
+) -> None:
+    """Estimate drawing-progression stages of image files, without a database.
+
+    Prints one JSON line per image: path, stage_probs (stages 0–4), stage (expected stage), top_stage,
+    model. An unreadable file gives a line with "error" and the exit code is 1 at the end.
+    """
+    from vision.ingest import IngestError, ingest
+
+    from training.registry import load_model
+
+    try:
+        stage_model = load_model(model)
+    except FileNotFoundError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(
+                sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            )
+        else:
+            files.append(p)
+    failed = 0
+    batch: list[tuple[Path, object]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        scores = stage_model.score([img for _, img in batch])  # type: ignore[misc]
+        for i, (path, _) in enumerate(batch):
+            line = {
+                "path": str(path),
+                "stage_probs": [round(float(x), 6) for x in scores.probs[i]],
+                "stage": round(float(scores.expected[i]), 4),
+                "top_stage": int(scores.top[i]),
+                "model": stage_model.version,
+            }
+            print(
+                json.dumps(line) if jsonl else f"{path}\t{line['stage']:.2f}\t{line['top_stage']}",
+                flush=True,
+            )
+        batch.clear()
+
+    for path in files:
+        try:
+            batch.append((path, ingest(path.read_bytes()).image))
+        except (IngestError, OSError) as err:
+            failed += 1
+            message = err.message if isinstance(err, IngestError) else str(err)
+            print(
+                json.dumps({"path": str(path), "error": message, "model": stage_model.version}),
+                flush=True,
+            )
+        if len(batch) >= 32:
+            flush()
+    flush()
+    if failed:
+        console.print(f"{failed} of {len(files)} file(s) could not be read")
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    synthetic: bool = typer.Option(
+        False, "--synthetic", help="train on generated drawings (tests, demos)"
+    ),
+    csv: Path | None = typer.Option(None, "--csv", help="CSV with columns path,stage[,group]"),
+    from_label_studio: bool = typer.Option(
+        False,
+        "--from-label-studio",
+        help="train on researchers' labels stored by `spira annotate pull`",
+    ),
+    n: int = typer.Option(500, help="number of synthetic drawings"),
+    seed: int = typer.Option(0, help="seed: the same seed gives the same model"),
+    promote: bool = typer.Option(
+        False, "--promote", help="put the new model into service right away"
+    ),
+) -> None:
+    """Train an ordinal stage model; prints the new version alone on the last line."""
+    from training.jobs import TrainingError, run_training
+
+    if sum([synthetic, csv is not None, from_label_studio]) != 1:
+        console.print(
+            "[red]error:[/red] choose exactly one of --synthetic, --csv PATH, --from-label-studio"
+        )
+        raise typer.Exit(2)
+    factory = _migrated()
+    try:
+        with _progress() as progress:
+            version = run_training(
+                factory,
+                synthetic=synthetic,
+                csv=csv,
+                from_label_studio=from_label_studio,
+                n=n,
+                seed=seed,
+                promote=promote,
+                progress=progress,
+                log=console.print,
+            )
+    except TrainingError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    print(version)
+
+
+@models_app.command("list")
+def models_list(
+    as_json: bool = typer.Option(False, "--json", help="JSON array instead of a table"),
+) -> None:
+    """Registered stage models, newest first, with their metrics and which one is promoted."""
+    from training.registry import list_models
+
+    models = list_models()
+    if as_json:
+        print(json.dumps(models, default=str, indent=2))
+        return
+    for m in models:
+        met = m.get("metrics", {})
+        flag = "*" if m["promoted"] else " "
+        print(
+            f"{flag} {m['version']}\tqwk={met.get('qwk', float('nan')):.3f}\tmae={met.get('mae', float('nan')):.3f}"
+            f"\tn={met.get('n', '?')}\t{m.get('data', {}).get('description', '')}"
+        )
+
+
+@models_app.command("promote")
+def models_promote(
+    version: str = typer.Argument(..., help="a version from `spira models list`"),
+) -> None:
+    """Put a model into service; stored photos are re-scored from their stored embeddings."""
+    from training.registry import promote
+
+    factory = _migrated()
+    with factory() as session:
+        try:
+            n = promote(version, session=session)
+        except FileNotFoundError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from None
+        session.commit()
+    console.print(f"promoted {version}; re-scored {n} stored photo(s) without decoding them")
+
+
+@app.command()
+def embed(batch: int = typer.Option(16, help="photos per micro-batch")) -> None:
+    """Embed and score every queued photo (the same work the server's background worker does)."""
+    from sqlalchemy import func, select
+
+    from core.models import Photo
+    from core.storage import get_store
+    from training.registry import load_model
+    from vision.worker import drain
+
+    factory = _migrated()
+    with factory() as session:
+        pending = (
+            session.scalar(select(func.count()).select_from(Photo).where(Photo.status == "pending"))
+            or 0
+        )
+    try:
+        model = load_model()
+    except FileNotFoundError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    with _progress() as progress:
+        task = progress.add_task("embedding and scoring", total=pending)
+        done = drain(
+            factory, get_store(), model, batch=batch, progress=lambda k: progress.advance(task, k)
+        )
+    console.print(f"processed {done} photo(s) with model {model.version}")
+
+
+@app.command()
+def demo(
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="serve after seeding"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+    photos_per_term: int = typer.Option(12, help="synthetic photos per unit and term"),
+    seed: int = typer.Option(7),
+) -> None:
+    """Seed the eight pilot units with synthetic photos pushed through the real pipeline, then serve."""
+    from core.demo import seed_demo
+
+    factory = _migrated()
+    with _progress() as progress:
+        credentials = seed_demo(
+            factory,
+            photos_per_term=photos_per_term,
+            seed=seed,
+            progress=progress,
+            log=console.print,
+        )
+    if credentials:
+        console.print("\n[bold]Demo users (shown once; passwords are not stored in clear):[/bold]")
+        for username, password, role, units in credentials:
+            console.print(f"  {username:<22} {password:<16} {role:<11} {units}")
+    if serve_after:
+        serve(host=host, port=port)
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,256 @@
+"""The database schema. Unit level only: there is no table for children and no column for a name.
+
+A photo, a response sheet and every aggregate carry unit, group, term and age band. Schema changes go
+through Alembic migrations in ``core/migrations`` (applied at start-up by ``core.db.migrate``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Municipality(Base):
+    __tablename__ = "municipality"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+
+
+class Unit(Base):
+    """A preschool unit (förskoleenhet): the level at which everything is reported."""
+
+    __tablename__ = "unit"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipality.id"))
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    groups: Mapped[list[Group]] = relationship(back_populates="unit", order_by="Group.name")
+
+
+class Group(Base):
+    """A group (avdelning) within a unit, with the age band of its children."""
+
+    __tablename__ = "unit_group"
+    __table_args__ = (UniqueConstraint("unit_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    age_band: Mapped[str] = mapped_column(String(8))
+    unit: Mapped[Unit] = relationship(back_populates="groups")
+
+
+class Term(Base):
+    __tablename__ = "term"
+    name: Mapped[str] = mapped_column(String(8), primary_key=True)  # "2026-HT"
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date] = mapped_column(Date)
+
+
+class User(Base):
+    __tablename__ = "app_user"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    units: Mapped[list[Unit]] = relationship(secondary="user_unit", order_by="Unit.name")
+
+
+class UserUnit(Base):
+    __tablename__ = "user_unit"
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[int] = mapped_column(
+        ForeignKey("unit.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Photo(Base):
+    """A processed photo of children's work. The original upload bytes are never stored.
+
+    ``sha256`` is of the original upload (duplicate detection per unit); ``content_key`` and
+    ``thumb_key`` address the processed JPEG and its thumbnail in the content-addressed store.
+    """
+
+    __tablename__ = "photo"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "sha256", name="uq_photo_unit_sha"),
+        UniqueConstraint("uploaded_by", "idempotency_key", name="uq_photo_idempotency"),
+        Index("ix_photo_status", "status"),
+    )
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_key: Mapped[str] = mapped_column(String(64))
+    thumb_key: Mapped[str] = mapped_column(String(64))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    group_id: Mapped[int] = mapped_column(ForeignKey("unit_group.id"))
+    activity: Mapped[str] = mapped_column(String(120))
+    age_band: Mapped[str] = mapped_column(String(8))
+    term: Mapped[str] = mapped_column(String(8))
+    captured_on: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    source_format: Mapped[str] = mapped_column(String(8))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    faces_blurred: Mapped[int] = mapped_column(Integer, default=0)
+    sheet_found: Mapped[bool] = mapped_column(Boolean, default=False)
+    uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Embedding(Base):
+    """Backbone embedding and drawing features of a photo, per backbone version."""
+
+    __tablename__ = "embedding"
+    __table_args__ = (UniqueConstraint("photo_id", "model_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photo.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(80))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little endian
+    features: Mapped[dict] = mapped_column(JSON)  # name -> value, see docs/features.md
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StageEstimate(Base):
+    """Stage probabilities of a photo from one stage model version."""
+
+    __tablename__ = "stage_estimate"
+    __table_args__ = (UniqueConstraint("photo_id", "model_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photo.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(80), index=True)
+    p0: Mapped[float] = mapped_column(Float)
+    p1: Mapped[float] = mapped_column(Float)
+    p2: Mapped[float] = mapped_column(Float)
+    p3: Mapped[float] = mapped_column(Float)
+    p4: Mapped[float] = mapped_column(Float)
+    expected_stage: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def probs(self) -> list[float]:
+        return [self.p0, self.p1, self.p2, self.p3, self.p4]
+
+
+class ModelVersion(Base):
+    """A registered stage model: files under the models directory plus this row."""
+
+    __tablename__ = "model_version"
+    version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="stage_head")
+    backbone: Mapped[str] = mapped_column(String(80))
+    path: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict] = mapped_column(JSON)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    code_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    promoted: Mapped[bool] = mapped_column(Boolean, default=False)
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Annotation(Base):
+    """A researcher's stage label for a photo (from Label Studio)."""
+
+    __tablename__ = "annotation"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    photo_id: Mapped[str] = mapped_column(ForeignKey("photo.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(32), default="label_studio")
+    external_id: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    annotator: Mapped[str] = mapped_column(String(120))
+    stage: Mapped[int] = mapped_column(Integer)
+    annotated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ResponseSheet(Base):
+    """An educator's rating of one (anonymous) child's response to one case."""
+
+    __tablename__ = "response_sheet"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    external_id: Mapped[str | None] = mapped_column(String(80), nullable=True, unique=True)
+    case_id: Mapped[str] = mapped_column(String(80))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id"))
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("unit_group.id"), nullable=True)
+    age_band: Mapped[str] = mapped_column(String(8))
+    term: Mapped[str] = mapped_column(String(8))
+    rated_on: Mapped[date] = mapped_column(Date)
+    rater: Mapped[str] = mapped_column(String(80))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Rating(Base):
+    __tablename__ = "rating"
+    sheet_id: Mapped[str] = mapped_column(
+        ForeignKey("response_sheet.id", ondelete="CASCADE"), primary_key=True
+    )
+    item: Mapped[str] = mapped_column(String(80), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer)
+
+
+class UnitContext(Base):
+    """Organisational data of a unit in a term (history kept per term)."""
+
+    __tablename__ = "unit_context"
+    __table_args__ = (UniqueConstraint("unit_id", "term"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"))
+    term: Mapped[str] = mapped_column(String(8))
+    children_enrolled: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_groups: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_group_size: Mapped[float | None] = mapped_column(Float, nullable=True)
+    children_per_fte: Mapped[float | None] = mapped_column(Float, nullable=True)
+    share_trained_staff: Mapped[float | None] = mapped_column(Float, nullable=True)
+    staff_turnover: Mapped[float | None] = mapped_column(Float, nullable=True)
+    socioeconomic_index: Mapped[float | None] = mapped_column(Float, nullable=True)
+    share_multilingual: Mapped[float | None] = mapped_column(Float, nullable=True)
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEvent(Base):
+    """Who uploaded, deleted, read or exported what."""
+
+    __tablename__ = "audit_event"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    username: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)

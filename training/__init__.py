@@ -1,0 +1,1 @@
+"""Training, evaluation and registration of stage models (``spira train``, ``spira models``)."""

@@ -1,0 +1,146 @@
+"""The queue worker: embeds and scores pending photos in micro-batches.
+
+State lives in the database: a photo is ``pending`` until one transaction writes its embedding, its
+stage estimate and ``status = done`` together, so a restart resumes where it stopped and nothing is
+processed twice. On PostgreSQL several workers can drain the queue at once (``FOR UPDATE SKIP
+LOCKED``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import numpy as np
+from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.models import Embedding, Photo
+from core.storage import BlobStore
+from training.registry import estimate_row
+from vision.model import StageModel, drawing_features_batch
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 3
+#: Stored images are decoded reduced to at least this long side (features work at 512 px).
+DECODE_LONG_SIDE = 640
+
+
+def decode_stored(data: bytes, long_side: int = DECODE_LONG_SIDE) -> np.ndarray:
+    """Decode a stored processed JPEG to RGB, reduced in the DCT domain to >= ``long_side``."""
+    with Image.open(io.BytesIO(data)) as img:
+        scale = max(img.size) / long_side
+        if scale >= 2:
+            img.draft("RGB", (int(img.size[0] / scale) + 1, int(img.size[1] / scale) + 1))
+        return np.asarray(img.convert("RGB"))
+
+
+def claim_pending(session: Session, batch: int) -> list[Photo]:
+    query = (
+        select(Photo)
+        .where(Photo.status == "pending")
+        .order_by(Photo.created_at, Photo.id)
+        .limit(batch)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return list(session.scalars(query))
+
+
+def process_batch(session: Session, store: BlobStore, model: StageModel, batch: int = 16) -> int:
+    """Process up to ``batch`` pending photos in one transaction; returns how many were claimed."""
+    photos = claim_pending(session, batch)
+    if not photos:
+        return 0
+    images, ok = [], []
+    for photo in photos:
+        try:
+            images.append(decode_stored(store.get(photo.content_key)))
+            ok.append(photo)
+        except (OSError, ValueError) as err:
+            photo.attempts += 1
+            photo.error = f"stored image unreadable: {err}"
+            photo.status = "failed" if photo.attempts >= MAX_ATTEMPTS else "pending"
+    if ok:
+        embedder = model.embedder()
+        emb = embedder.embed(images)
+        feats = drawing_features_batch(images)
+        scores = model.score_described(emb, feats)
+        now = datetime.now(UTC)
+        for i, photo in enumerate(ok):
+            session.add(
+                Embedding(
+                    photo_id=photo.id,
+                    model_version=embedder.version,
+                    dim=emb.shape[1],
+                    vector=emb[i].astype("<f4").tobytes(),
+                    features={
+                        n: float(v) for n, v in zip(model.feature_names, feats[i], strict=True)
+                    },
+                )
+            )
+            session.add(
+                estimate_row(photo.id, model.version, scores.probs[i], float(scores.expected[i]))
+            )
+            photo.status = "done"
+            photo.error = None
+            photo.processed_at = now
+    session.commit()
+    return len(photos)
+
+
+def drain(
+    factory: sessionmaker[Session],
+    store: BlobStore,
+    model: StageModel,
+    *,
+    batch: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Process pending photos until none is left; returns the number processed."""
+    total = 0
+    while True:
+        with factory() as session:
+            n = process_batch(session, store, model, batch)
+        if n == 0:
+            return total
+        total += n
+        if progress:
+            progress(n)
+
+
+class BackgroundWorker(threading.Thread):
+    """Drains the queue in the API process; wakes on :meth:`notify` or every ``interval`` seconds."""
+
+    def __init__(
+        self, factory: sessionmaker[Session], store: BlobStore, model_loader, interval: float = 2.0
+    ):
+        super().__init__(name="spira-worker", daemon=True)
+        self.factory = factory
+        self.store = store
+        self.model_loader = model_loader
+        self.interval = interval
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                drain(self.factory, self.store, self.model_loader())
+            except FileNotFoundError as err:  # no promoted model yet: keep photos pending
+                log.warning("worker idle: %s", err)
+            except Exception:  # keep serving; the photo stays pending and is retried
+                log.exception("worker batch failed")
+            self._wake.wait(self.interval)
+            self._wake.clear()
