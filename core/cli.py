@@ -131,9 +131,8 @@ def stages(
     Prints one JSON line per image: path, stage_probs (stages 0–4), stage (expected stage), top_stage,
     model. An unreadable file gives a line with "error" and the exit code is 1 at the end.
     """
-    from vision.ingest import IngestError, ingest
-
     from training.registry import load_model
+    from vision.ingest import IngestError, ingest
 
     try:
         stage_model = load_model(model)
@@ -268,6 +267,77 @@ def models_promote(
             raise typer.Exit(2) from None
         session.commit()
     console.print(f"promoted {version}; re-scored {n} stored photo(s) without decoding them")
+
+
+@app.command()
+def ingest(
+    folder: Path = typer.Argument(..., help="folder of photos (searched recursively)"),
+    unit: str = typer.Option(..., "--unit", help="unit name"),
+    group: str = typer.Option(..., "--group", help="group name within the unit"),
+    activity: str = typer.Option(..., "--activity", help="what the children did, e.g. teckning"),
+    age_band: str = typer.Option(..., "--age-band", help="the children's age band, e.g. 3-4"),
+    captured_on: str | None = typer.Option(
+        None, "--date", help="capture date YYYY-MM-DD (default today)"
+    ),
+) -> None:
+    """Import a folder of photos through the same checks as an upload, with a summary.
+
+    Every file is identified from its bytes, checked, stripped of metadata, face-blurred and stored;
+    photos already stored for the unit are reported as duplicates; refused files are listed with the
+    reason. Run `spira embed` (or keep `spira serve` running) to score them.
+    """
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from core.models import Group, Unit
+    from core.storage import get_store
+    from vision.ingest import IngestError
+    from vision.photos import PhotoRejected, accept_photo
+
+    if not folder.is_dir():
+        console.print(f"[red]error:[/red] {folder} is not a folder")
+        raise typer.Exit(2)
+    factory = _migrated()
+    store = get_store()
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    rejected: list[tuple[str, str]] = []
+    with factory() as session:
+        unit_row = session.scalar(select(Unit).where(Unit.name == unit))
+        group_row = unit_row and session.scalar(
+            select(Group).where(Group.unit_id == unit_row.id, Group.name == group)
+        )
+        if unit_row is None or group_row is None:
+            console.print(f"[red]error:[/red] no unit {unit!r} with a group {group!r}")
+            raise typer.Exit(2)
+        day = date.fromisoformat(captured_on) if captured_on else None
+        with _progress() as progress:
+            task = progress.add_task(f"importing into {unit}/{group}", total=len(files))
+            for f in files:
+                try:
+                    result = accept_photo(
+                        session=session,
+                        store=store,
+                        data=f.read_bytes(),
+                        unit=unit_row,
+                        group=group_row,
+                        activity=activity,
+                        age_band=age_band,
+                        captured_on=day,
+                    )
+                    counts["accepted" if result.created else "duplicate"] += 1
+                except (IngestError, PhotoRejected) as err:
+                    counts["rejected"] += 1
+                    rejected.append((str(f.relative_to(folder)), err.message))
+                progress.advance(task)
+    console.print(
+        f"accepted {counts['accepted']}, duplicate {counts['duplicate']}, rejected {counts['rejected']}"
+    )
+    for name, reason in rejected:
+        console.print(f"  rejected {name}: {reason}")
+    if counts["rejected"] and not counts["accepted"] and not counts["duplicate"]:
+        raise typer.Exit(1)
 
 
 @app.command()

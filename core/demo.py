@@ -85,12 +85,11 @@ def seed_demo(
     progress: Any = None,
     log: Callable[[str], None] = print,
 ) -> list[tuple[str, str, str, str]]:
-    from vision.synthetic import make_photo, unit_stage_mix
-
     from core.domain import EXPECTED_STAGE_BY_AGE_BAND
     from training.jobs import run_training
     from training.registry import load_model, promoted_version_from_files
     from vision.photos import accept_photo
+    from vision.synthetic import make_photo, unit_stage_mix
     from vision.worker import drain
 
     with factory() as session:

@@ -79,6 +79,7 @@ def images_from_csv(path: Path, *, progress: Progress | None = None):
     Raises ValueError listing every bad row (missing file, bad stage, unreadable image).
     """
     import pandas as pd
+
     from vision.ingest import IngestError, ingest
 
     table = pd.read_csv(path, dtype=str)
@@ -126,9 +127,8 @@ def fit_and_register(
     log: Callable[[str], None] | None = None,
 ) -> tuple[StageModel, FitResult]:
     """Fit the head with grouped CV, write the artifact (+ database row), return model and fit."""
-    from vision.features import FEATURE_NAMES
-
     from core.config import get_settings
+    from vision.features import FEATURE_NAMES
 
     X = stage_inputs(described.embeddings, described.features)
     fit = fit_stage_head(X, described.stages, described.groups, seed=seed, progress=log)

@@ -16,13 +16,13 @@ from fastapi import (
     UploadFile,
     status,
 )
-from vision.ingest import IngestError
 
 from api.deps import CurrentUser, SessionDep, can_read_unit, can_upload_to_unit
 from api.schemas import ErrorOut, PhotoOut, UploadOut
 from core.audit import record
 from core.config import get_settings
 from core.models import Group, Photo, Unit
+from vision.ingest import IngestError
 from vision.photos import PhotoRejected, accept_photo
 
 router = APIRouter(prefix="/api/photos", tags=["photos"])
