@@ -6,6 +6,9 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from profiles.model import WhatIfResult
+from profiles.schemas import UnitProfile
+
 
 class ErrorOut(BaseModel):
     detail: str = Field(examples=["the file is a PDF document; accepted: JPEG, PNG, WebP, HEIC"])
@@ -94,7 +97,51 @@ class TermProgression(BaseModel):
 class UnitProfileOut(BaseModel):
     unit_id: int
     unit: str
-    model_version: str | None
+    model_version: str | None = Field(description="stage model whose estimates the figures rest on")
     min_group_size: int
-    terms: list[TermProgression]
-    note: str = "Figures describe the photos' stage estimates at unit level; they assess no child."
+    terms: list[TermProgression] = Field(
+        description="progression from photos, every term, oldest first"
+    )
+    term: str | None = Field(description="the term of `profile` (requested, else the latest)")
+    profile: UnitProfile | None = Field(
+        description="triangulated profile of the term: progression and assessment with intervals, "
+        "context against references, expected vs observed, development areas, similar units"
+    )
+    note: str = "Figures describe unit-level aggregates; they assess no child."
+
+
+class WhatIfIn(BaseModel):
+    term: str | None = Field(None, description="term whose context is changed (default: latest)")
+    changes: dict[str, float] = Field(
+        description="context column -> change in its own units (shares as fractions)",
+        examples=[{"children_per_fte": -0.5}],
+    )
+
+
+class WhatIfOut(BaseModel):
+    unit: str
+    term: str
+    results: list[WhatIfResult]
+    note_sv: str = "Beskriver ett samband i data, inte en orsak."
+    note_en: str = "Describes an association in the data, not a cause."
+
+
+class ImportOut(BaseModel):
+    imported: int = Field(description="rows (context) or sheets (ratings) stored")
+
+
+class SheetIn(BaseModel):
+    case_id: str = Field(examples=["matematik-sortera-knappar"])
+    unit_id: int
+    group_id: int | None = None
+    age_band: str = Field(examples=["4-5"])
+    rated_on: date
+    levels: dict[str, int] = Field(
+        description="rubric item id -> level", examples=[{"sorterar": 2}]
+    )
+
+
+class SheetOut(BaseModel):
+    sheet_id: str = Field(description="anonymous id of the response sheet")
+    term: str
+    n_ratings: int

@@ -44,7 +44,9 @@ class RubricItem(BaseModel):
     def _levels_are_consecutive(cls, levels: list[RubricLevel]) -> list[RubricLevel]:
         numbers = [lv.level for lv in levels]
         if numbers != list(range(len(levels))):
-            raise ValueError(f"levels must be numbered 0..{len(levels) - 1} in order, got {numbers}")
+            raise ValueError(
+                f"levels must be numbered 0..{len(levels) - 1} in order, got {numbers}"
+            )
         return levels
 
     @property
@@ -194,7 +196,9 @@ def validate_case_library(directory: Path | str) -> tuple[CaseLibrary, list[Case
             continue
         if case.id in origin:
             errors.append(
-                CaseFileError(path, "id", f"case id {case.id!r} is already used by {origin[case.id]}")
+                CaseFileError(
+                    path, "id", f"case id {case.id!r} is already used by {origin[case.id]}"
+                )
             )
             continue
         origin[case.id] = path

@@ -31,8 +31,11 @@ Two known weaknesses of plain JML are handled explicitly:
 
 The remaining JML bias (thresholds spread out by roughly ``L / (L - 1)`` for ``L`` ratings per
 sheet) is corrected with Wright's factor when ``bias_correction=True`` (default): thresholds and
-severities are multiplied by ``(L - 1) / L`` with ``L`` the mean number of ratings per sheet. It
-matters only with very short sheets; correlations and rankings are unaffected.
+severities are multiplied by ``(L - 1) / L`` with ``L`` the mean number of ratings per sheet, and
+the sheet abilities are then re-estimated given them, so abilities, anchors and fit statistics
+agree. Anchored fits are not corrected (the anchors carry the reference fit's scale). It matters
+only with short sheets; correlations and rankings are unaffected. JML mean-squares sit somewhat
+below 1 for the same reason (each sheet's own ability absorbs part of its residual variance).
 
 Identification: mean item difficulty (mean of an item's thresholds) is 0 and mean rater severity is
 0, unless those facets are anchored. Standard errors are the model (information-based) errors of
@@ -149,7 +152,9 @@ class ManyFacetPCM:
             raise ValueError(f"ratings lack column(s): {', '.join(sorted(missing))}")
         if len(ratings) == 0:
             raise ValueError("no ratings to fit")
-        anchors = self.anchors.anchor_values() if isinstance(self.anchors, ManyFacetPCM) else self.anchors
+        anchors = (
+            self.anchors.anchor_values() if isinstance(self.anchors, ManyFacetPCM) else self.anchors
+        )
         self.warnings_: list[str] = []
 
         sheet_codes, sheets = pd.factorize(ratings["sheet_id"].astype(str), sort=True)
@@ -163,33 +168,27 @@ class ManyFacetPCM:
         if (raw_level < 0).any():
             raise ValueError("levels must be >= 0")
 
-        x, item_levels = self._collapse_levels(item_codes, raw_level, keys)
+        x, item_levels, item_fixed = self._collapse_levels(item_codes, raw_level, keys, anchors)
         n_steps = np.array([len(lv) - 1 for lv in item_levels])
         usable = n_steps[item_codes] > 0  # an item with one used level carries no information
         for i in np.flatnonzero(n_steps == 0):
             self._warn(f"item {keys[i]} has only level {item_levels[i][0]}; it is left out")
+        if not usable.any():
+            raise ValueError("no rubric item has two or more levels used; nothing to estimate")
         s, r, it, x = sheet_codes[usable], rater_codes[usable], item_codes[usable], x[usable]
         n_items, n_raters, n_sheets = len(keys), len(raters), len(sheets)
         k_max = max(int(n_steps.max()), 1)
         step_valid = np.arange(1, k_max + 1)[None, :] <= n_steps[:, None]  # (n_items, k_max)
 
         # Starting values and anchors.
-        delta = np.where(step_valid, np.linspace(-1.0, 1.0, k_max)[None, :] if k_max > 1 else 0.0, 0.0)
+        delta = np.where(
+            step_valid, np.linspace(-1.0, 1.0, k_max)[None, :] if k_max > 1 else 0.0, 0.0
+        )
         rho = np.zeros(n_raters)
-        item_fixed = np.zeros(n_items, dtype=bool)
         rater_fixed = np.zeros(n_raters, dtype=bool)
         if anchors is not None:
-            for i, key in enumerate(keys):
-                if key in anchors.thresholds:
-                    levels, values = anchors.thresholds[key]
-                    if tuple(levels) != item_levels[i]:
-                        self._warn(
-                            f"item {key} uses levels {item_levels[i]} here but {tuple(levels)} in "
-                            "the anchors; it is estimated freely"
-                        )
-                        continue
-                    delta[i, : n_steps[i]] = values
-                    item_fixed[i] = True
+            for i in np.flatnonzero(item_fixed):
+                delta[i, : n_steps[i]] = anchors.thresholds[keys[i]][1]
             for j, rater in enumerate(raters):
                 if rater in anchors.severity:
                     rho[j] = anchors.severity[rater]
@@ -197,9 +196,15 @@ class ManyFacetPCM:
         centre_items = not item_fixed.any()
         centre_raters = not rater_fixed.any()
         case_codes, _ = pd.factorize(pd.Index([k[0] for k in keys]))
+        n_cases = int(case_codes.max()) + 1
         sheet_case = np.zeros(n_sheets, dtype=np.int64)
         sheet_case[s] = case_codes[it]
-        case_anchored = np.bincount(case_codes, weights=item_fixed, minlength=case_codes.max() + 1) > 0
+        rated = np.zeros(n_sheets, dtype=bool)
+        rated[s] = True
+        case_sheets = np.bincount(sheet_case[rated], minlength=n_cases)
+        case_anchored = (
+            np.bincount(case_codes, weights=item_fixed, minlength=case_codes.max() + 1) > 0
+        )
 
         self._check_connected(s, r, n_sheets, n_raters)
 
@@ -223,20 +228,29 @@ class ManyFacetPCM:
             return cum
 
         ks = np.arange(k_max + 1, dtype=float)
+
+        def theta_step(cum: np.ndarray) -> float:
+            """One Newton step on every sheet ability (with the weak normal penalty); largest move."""
+            p = _category_probabilities(theta[s] - rho[r], it, cum)
+            e, v = p @ ks, p @ ks**2
+            v -= e**2
+            g = (
+                obs_sheet
+                - np.bincount(s, weights=e, minlength=n_sheets)
+                - prec * (theta - theta.mean())
+            )
+            h = np.bincount(s, weights=v, minlength=n_sheets) + prec
+            move = np.clip(g / h, -_MAX_STEP, _MAX_STEP)
+            theta[:] += move
+            return float(np.abs(move).max())
+
         converged = False
         iteration = 0
         for iteration in range(1, self.max_iter + 1):
             old = (theta.copy(), rho.copy(), delta.copy())
             cum = cum_delta_of(delta)
 
-            # Sheet abilities: one Newton step each, with the weak normal penalty.
-            p = _category_probabilities(theta[s] - rho[r], it, cum)
-            e, v = p @ ks, p @ ks**2
-            v -= e**2
-            mu = theta.mean()
-            g = obs_sheet - np.bincount(s, weights=e, minlength=n_sheets) - prec * (theta - mu)
-            h = np.bincount(s, weights=v, minlength=n_sheets) + prec
-            theta += np.clip(g / h, -_MAX_STEP, _MAX_STEP)
+            theta_step(cum)
 
             # Rater severities.
             if not rater_fixed.all():
@@ -255,8 +269,10 @@ class ManyFacetPCM:
 
             # Move along the directions the likelihood cannot see (see module docstring).
             mu = theta.mean()
-            shift = mu - np.bincount(sheet_case, weights=theta) / np.bincount(sheet_case)
-            shift[case_anchored] = 0.0
+            shift = mu - np.bincount(sheet_case, weights=theta, minlength=n_cases) / np.maximum(
+                case_sheets, 1
+            )
+            shift[case_anchored | (case_sheets == 0)] = 0.0
             theta += shift[sheet_case]
             delta += np.where(step_valid, shift[case_codes][:, None], 0.0)
             if centre_items:
@@ -281,6 +297,20 @@ class ManyFacetPCM:
         if not converged:
             self._warn(f"did not converge in {self.max_iter} sweeps")
 
+        if self.bias_correction and centre_items and centre_raters:
+            # Anchored fits keep the reference scale as it is. Otherwise: Wright's correction,
+            # then the sheet abilities again given the corrected thresholds and severities, so
+            # that abilities, anchors and fit statistics all agree.
+            n_per_sheet = np.bincount(s, minlength=n_sheets)
+            length = float(n_per_sheet[n_per_sheet > 0].mean())
+            factor = (length - 1) / length if length > 1 else 1.0
+            delta *= np.where(item_fixed, 1.0, factor)[:, None]
+            rho *= np.where(rater_fixed, 1.0, factor)
+            cum = cum_delta_of(delta)
+            for _ in range(self.max_iter):
+                if theta_step(cum) < self.tol:
+                    break
+
         # Final information, SEs and fit statistics at the estimates.
         cum = cum_delta_of(delta)
         p = _category_probabilities(theta[s] - rho[r], it, cum)
@@ -292,19 +322,15 @@ class ManyFacetPCM:
         resid2 = (x - e) ** 2
         z2 = resid2 / np.maximum(v, 1e-12)
 
-        if self.bias_correction:
-            n_per_sheet = np.bincount(s, minlength=n_sheets)
-            length = float(n_per_sheet[n_per_sheet > 0].mean())
-            factor = (length - 1) / length if length > 1 else 1.0
-            delta = np.where(item_fixed[:, None], delta, delta * factor)
-            rho = np.where(rater_fixed, rho, rho * factor)
-
         nan_pad = np.where(step_valid, 1.0, np.nan)
         self.item_keys_ = keys
         self.item_levels_ = item_levels
         self.thresholds_ = delta * nan_pad
         self.thresholds_se_ = np.where(item_fixed[:, None], 0.0, thr_se) * nan_pad
-        self.item_difficulty_ = np.nanmean(self.thresholds_, axis=1) if k_max else delta[:, 0]
+        # Mean threshold per item; NaN for an item left out (no threshold estimated).
+        self.item_difficulty_ = np.where(
+            n_steps > 0, delta.sum(axis=1) / np.maximum(n_steps, 1), np.nan
+        )
         self.item_n_ = np.bincount(it, minlength=n_items)
         self.item_infit_, self.item_outfit_ = _mean_squares(it, resid2, v, z2, n_items)
         self.raters_ = [str(x_) for x_ in raters]
@@ -321,8 +347,8 @@ class ManyFacetPCM:
         self.rater_anchored_ = rater_fixed
         self.converged_ = converged
         self.n_iter_ = iteration
-        self._sheet_meta = (
-            ratings.drop_duplicates("sheet_id").assign(sheet_id=lambda d: d["sheet_id"].astype(str))
+        self._sheet_meta = ratings.drop_duplicates("sheet_id").assign(
+            sheet_id=lambda d: d["sheet_id"].astype(str)
         )
         return self
 
@@ -332,27 +358,51 @@ class ManyFacetPCM:
         warnings.warn(message, ModelFitWarning, stacklevel=3)
 
     def _collapse_levels(
-        self, item_codes: np.ndarray, level: np.ndarray, keys: list[ItemKey]
-    ) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+        self,
+        item_codes: np.ndarray,
+        level: np.ndarray,
+        keys: list[ItemKey],
+        anchors: Anchors | None,
+    ) -> tuple[np.ndarray, list[tuple[int, ...]], np.ndarray]:
         """Recode each item's levels to 0..(number used - 1); warn where levels were unused.
 
-        Unused levels between used ones have no estimable threshold, so neighbouring categories are
-        merged (the usual Rasch practice). Returns recoded levels and the original levels per item.
+        Unused levels have no estimable threshold, so neighbouring categories are merged (the usual
+        Rasch practice). An anchored item keeps the anchor's levels when the levels seen here are
+        among them: its thresholds are fixed, so unseen levels need no estimate. Returns the recoded
+        levels, the original levels per item, and which items take their anchor's thresholds.
         """
         top = int(level.max()) + 1
         used = np.zeros((len(keys), top), dtype=bool)
         used[item_codes, level] = True
-        item_levels = [tuple(int(v) for v in np.flatnonzero(row)) for row in used]
-        recode = np.cumsum(used, axis=1) - 1  # rank of each level among the used ones
-        for i, levels in enumerate(item_levels):
-            expected = tuple(range(levels[-1] + 1))
-            if levels != expected and len(levels) > 1:
-                unused = sorted(set(expected) - set(levels))
+        anchor_levels = anchors.thresholds if anchors is not None else {}
+        item_levels: list[tuple[int, ...]] = []
+        anchored = np.zeros(len(keys), dtype=bool)
+        for i, key in enumerate(keys):
+            seen = tuple(int(v) for v in np.flatnonzero(used[i]))
+            if key in anchor_levels:
+                levels = tuple(int(v) for v in anchor_levels[key][0])
+                if set(seen) <= set(levels):
+                    item_levels.append(levels)
+                    anchored[i] = True
+                    continue
                 self._warn(
-                    f"item {keys[i]}: level(s) {unused} never used; collapsed, levels "
-                    f"{list(levels)} are scored 0..{len(levels) - 1}"
+                    f"item {key} uses levels {list(seen)} here but the anchors have "
+                    f"{list(levels)}; it is estimated freely"
                 )
-        return recode[item_codes, level], item_levels
+            expected = tuple(range(seen[-1] + 1))
+            if seen != expected and len(seen) > 1:
+                unused = sorted(set(expected) - set(seen))
+                self._warn(
+                    f"item {key}: level(s) {unused} never used; collapsed, levels "
+                    f"{list(seen)} are scored 0..{len(seen) - 1}"
+                )
+            item_levels.append(seen)
+        # code[i, raw level] = position of the raw level among the item's levels.
+        width = max(top, max(lv[-1] for lv in item_levels) + 1)
+        code = np.zeros((len(keys), width), dtype=np.int64)
+        for i, levels in enumerate(item_levels):  # a loop over items, not ratings
+            code[i, list(levels)] = np.arange(len(levels))
+        return code[item_codes, level], item_levels, anchored
 
     def _check_connected(self, s: np.ndarray, r: np.ndarray, n_sheets: int, n_raters: int) -> None:
         """Warn when raters fall into subsets that never rate the same sheets."""
@@ -378,7 +428,9 @@ class ManyFacetPCM:
         """
         n_items, k_max = step_valid.shape
         ge = np.cumsum(p[:, ::-1], axis=1)[:, ::-1][:, 1:]  # P(X >= j), j = 1..K
-        ge_exp = np.stack([np.bincount(it, weights=ge[:, j], minlength=n_items) for j in range(k_max)], 1)
+        ge_exp = np.stack(
+            [np.bincount(it, weights=ge[:, j], minlength=n_items) for j in range(k_max)], 1
+        )
         info = np.empty((n_items, k_max, k_max))
         for j in range(k_max):
             for m in range(j, k_max):
@@ -474,10 +526,11 @@ def _mean_squares(
     residual) per element; NaN for elements without ratings."""
     count = np.bincount(idx, minlength=n).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        infit = np.bincount(idx, weights=resid2, minlength=n) / np.bincount(idx, weights=var, minlength=n)
+        infit = np.bincount(idx, weights=resid2, minlength=n) / np.bincount(
+            idx, weights=var, minlength=n
+        )
         outfit = np.bincount(idx, weights=z2, minlength=n) / count
     return infit, outfit
 
 
 __all__ = ["Anchors", "ManyFacetPCM", "ModelFitWarning"]
-

@@ -54,7 +54,9 @@ class RatingsFileError(ValueError):
         self.problems = sorted(problems)
         shown = "\n".join(f"  {p}" for p in self.problems[:50])
         more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(f"{source}: {len(self.problems)} problem(s), nothing imported:\n{shown}{more}")
+        super().__init__(
+            f"{source}: {len(self.problems)} problem(s), nothing imported:\n{shown}{more}"
+        )
 
 
 def _cell_text(value: object) -> str:
@@ -83,11 +85,18 @@ def _read_table(path: Path) -> pd.DataFrame:
             header = fh.readline()
         sep = ";" if header.count(";") > header.count(",") else ","
         raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, sep=sep, encoding="utf-8-sig", skip_blank_lines=True
+            path,
+            dtype=str,
+            keep_default_na=False,
+            sep=sep,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
         )
         raw.columns = [str(c).strip() for c in raw.columns]
         return raw.apply(lambda col: col.str.strip())
-    raise RatingsFileError([RatingProblem(1, "(file)", f"unsupported file type {suffix!r}; use .csv or .xlsx")])
+    raise RatingsFileError(
+        [RatingProblem(1, "(file)", f"unsupported file type {suffix!r}; use .csv or .xlsx")]
+    )
 
 
 def read_ratings(path: Path | str, library: CaseLibrary | None = None) -> pd.DataFrame:
@@ -100,13 +109,17 @@ def read_ratings(path: Path | str, library: CaseLibrary | None = None) -> pd.Dat
     """
     path = Path(path)
     if not path.is_file():
-        raise RatingsFileError([RatingProblem(1, "(file)", f"file {path} does not exist")], str(path))
+        raise RatingsFileError(
+            [RatingProblem(1, "(file)", f"file {path} does not exist")], str(path)
+        )
     try:
         table = _read_table(path)
     except RatingsFileError:
         raise
     except Exception as exc:  # a corrupt workbook or undecodable text: report, do not crash
-        raise RatingsFileError([RatingProblem(1, "(file)", f"cannot be read: {exc}")], str(path)) from exc
+        raise RatingsFileError(
+            [RatingProblem(1, "(file)", f"cannot be read: {exc}")], str(path)
+        ) from exc
     try:
         return validate_ratings(table, library)
     except RatingsFileError as exc:
@@ -141,16 +154,22 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
         flag(empty[column], column, "value is missing")
 
     band = table["age_band"]
-    flag(~empty["age_band"] & ~band.isin(AGE_BANDS), "age_band",
-         "age band " + band.map(repr) + f" is not one of {', '.join(AGE_BANDS)}")
+    flag(
+        ~empty["age_band"] & ~band.isin(AGE_BANDS),
+        "age_band",
+        "age band " + band.map(repr) + f" is not one of {', '.join(AGE_BANDS)}",
+    )
 
     level_num = pd.to_numeric(table["level"], errors="coerce")
     bad_level = ~empty["level"] & (level_num.isna() | (level_num % 1 != 0) | (level_num < 0))
     flag(bad_level, "level", "level " + table["level"].map(repr) + " is not a whole number >= 0")
 
     dates = pd.to_datetime(table["date"], format="%Y-%m-%d", errors="coerce")
-    flag(~empty["date"] & dates.isna(), "date",
-         "date " + table["date"].map(repr) + " is not a date of the form YYYY-MM-DD")
+    flag(
+        ~empty["date"] & dates.isna(),
+        "date",
+        "date " + table["date"].map(repr) + " is not a date of the form YYYY-MM-DD",
+    )
 
     if library is not None:
         known_case = table["case"].isin([c.id for c in library])
@@ -161,12 +180,20 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
             for item in case.rubric:
                 max_level[on_case & (table["item"] == item.id)] = item.max_level
         unknown_item = known_case & ~empty["item"] & max_level.isna()
-        flag(unknown_item, "item",
-             "case " + table["case"].map(repr) + " has no rubric item " + table["item"].map(repr))
+        flag(
+            unknown_item,
+            "item",
+            "case " + table["case"].map(repr) + " has no rubric item " + table["item"].map(repr),
+        )
         too_high = ~bad_level & ~empty["level"] & max_level.notna() & (level_num > max_level)
-        flag(too_high, "level",
-             "level " + table["level"] + " is above the item's highest level "
-             + max_level.fillna(0).astype(int).astype(str))
+        flag(
+            too_high,
+            "level",
+            "level "
+            + table["level"]
+            + " is above the item's highest level "
+            + max_level.fillna(0).astype(int).astype(str),
+        )
 
     # One sheet = one child's response to one case: its unit, group, age band, case and date agree.
     present = ~empty["sheet_id"]
@@ -176,11 +203,19 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
     for column in SHEET_COLUMNS:
         ref_value = table[column].reindex(ref_index.fillna(-1).astype(int).to_numpy()).to_numpy()
         conflict = present & (table[column].to_numpy() != ref_value)
-        flag(conflict, column,
-             "sheet " + table["sheet_id"].map(repr) + f" has {column} "
-             + pd.Series(ref_value, index=table.index).map(repr) + " on row "
-             + (ref_index.fillna(-2).astype(int) + 2).astype(str) + " but " + table[column].map(repr)
-             + " here")
+        flag(
+            conflict,
+            column,
+            "sheet "
+            + table["sheet_id"].map(repr)
+            + f" has {column} "
+            + pd.Series(ref_value, index=table.index).map(repr)
+            + " on row "
+            + (ref_index.fillna(-2).astype(int) + 2).astype(str)
+            + " but "
+            + table[column].map(repr)
+            + " here",
+        )
 
     # The same rater rating the same item of the same sheet twice.
     key = ["sheet_id", "item", "rater"]
@@ -189,9 +224,13 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
     if dup.any():
         first_of = table.loc[complete].reset_index().groupby(key)["index"].transform("first")
         first_of.index = table.loc[complete].index
-        flag(dup, "item",
-             "duplicate of row " + (first_of.reindex(table.index).fillna(-2).astype(int) + 2).astype(str)
-             + " (same sheet, item and rater)")
+        flag(
+            dup,
+            "item",
+            "duplicate of row "
+            + (first_of.reindex(table.index).fillna(-2).astype(int) + 2).astype(str)
+            + " (same sheet, item and rater)",
+        )
 
     if problems:
         raise RatingsFileError(problems)
@@ -199,7 +238,10 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
     out = table.copy()
     out["level"] = level_num.astype(np.int64)
     out["date"] = dates
-    out["term"] = [str(Term.of_month(d.year, d.month)) for d in dates.dt.date]
+    # Term.of_month on the distinct year-months only, then broadcast (files can have 100k rows).
+    year_month = dates.dt.year * 100 + dates.dt.month
+    terms = {ym: str(Term.of_month(ym // 100, ym % 100)) for ym in year_month.unique()}
+    out["term"] = year_month.map(terms)
     if library is not None:
         out["area"] = out["case"].map(library.case_areas())
     return out.reset_index(drop=True)

@@ -88,7 +88,9 @@ def simulate_ratings(
     for cid, items, maxes in case_items:
         for item, k in zip(items, maxes, strict=True):
             location = rng.normal(0.0, 0.7)
-            steps = np.sort(np.linspace(-1.2, 1.2, k) + rng.normal(0.0, 0.25, k)) if k > 1 else [0.0]
+            steps = (
+                np.sort(np.linspace(-1.2, 1.2, k) + rng.normal(0.0, 0.25, k)) if k > 1 else [0.0]
+            )
             thresholds[(cid, item)] = location + np.asarray(steps, dtype=float)
 
     # Units, raters, sheets.

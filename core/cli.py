@@ -25,6 +25,17 @@ models_app = typer.Typer(help="The stage-model registry: list, promote.", no_arg
 app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
 
+
+def _mount() -> None:
+    from assessment.cli import app as assess_app
+    from profiles.cli import app as profiles_app
+
+    app.add_typer(assess_app, name="assess")
+    app.add_typer(profiles_app, name="profiles")
+
+
+_mount()
+
 console = Console(stderr=True)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.domain import Term
 from core.models import Group, Municipality, Unit, User
 from core.storage import get_store
 from core.users import upsert_user
@@ -77,6 +78,83 @@ def seed_users(session: Session, units: list[Unit]) -> list[tuple[str, str, str,
     return created
 
 
+def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) -> tuple[int, int]:
+    """Organisational data and educators' ratings for the pilot units (synthetic, demo only).
+
+    Returns (context rows, sheets) added; nothing when the demo already has them.
+    """
+    import pandas as pd
+
+    from assessment.cases import load_case_library
+    from assessment.store import import_ratings
+    from assessment.synthetic import simulate_ratings
+    from core.models import ResponseSheet, UnitContext
+    from profiles.store import import_context
+
+    if session.scalar(select(UnitContext.id).limit(1)) is not None:
+        return 0, 0
+    rng = np.random.default_rng(seed)
+    terms = [str(Term.of_month(d.year, d.month)) for d in TERM_DATES]
+    rows = []
+    for unit in units:
+        base = PILOT_UNITS[unit.name]
+        for term in terms:
+            groups = int(rng.integers(3, 7))
+            children = float(groups * rng.integers(13, 19))
+            rows.append(
+                {
+                    "unit": unit.name,
+                    "term": term,
+                    "children_enrolled": children,
+                    "n_groups": float(groups),
+                    "mean_group_size": children / groups,
+                    "children_per_fte": round(float(5.3 - 0.8 * base + rng.normal(0, 0.3)), 2),
+                    "share_trained_staff": round(
+                        float(np.clip(0.42 + 0.15 * base + rng.normal(0, 0.04), 0.1, 0.9)), 3
+                    ),
+                    "staff_turnover": round(
+                        float(np.clip(0.15 - 0.05 * base + rng.normal(0, 0.03), 0, 0.6)), 3
+                    ),
+                    "socioeconomic_index": round(
+                        float(np.clip(0.5 + 0.2 * base + rng.normal(0, 0.05), 0, 1)), 3
+                    ),
+                    "share_multilingual": round(
+                        float(np.clip(0.3 - 0.15 * base + rng.normal(0, 0.05), 0, 1)), 3
+                    ),
+                }
+            )
+    n_context = import_context(session, pd.DataFrame(rows))
+
+    if session.scalar(select(ResponseSheet.id).limit(1)) is not None:
+        return n_context, 0
+    library = load_case_library()
+    ratings, _ = simulate_ratings(
+        n_units=len(units),
+        n_sheets=60 * len(units),
+        n_raters=2 * len(units),
+        raters_per_sheet=2,
+        library=library,
+        terms=tuple(terms),
+        seed=seed,
+    )
+    unit_of = {sim: units[i] for i, sim in enumerate(sorted(ratings["unit"].unique()))}
+
+    def group_for(sim_unit: str, sim_group: str) -> Group:
+        groups = unit_of[sim_unit].groups
+        return groups[int(sim_group.rsplit("-", 1)[-1]) % len(groups)]
+
+    chosen = [group_for(u, g) for u, g in zip(ratings["unit"], ratings["group"], strict=True)]
+    ratings["group"] = [g.name for g in chosen]
+    ratings["age_band"] = [g.age_band for g in chosen]
+    ratings["unit"] = ratings["unit"].map(lambda sim: unit_of[sim].name)
+    ratings["rater"] = ratings["rater"].str.replace("rater-", "pedagog-", regex=False)
+    day_by_term = {t: d for t, d in zip(terms, TERM_DATES, strict=True)}
+    ratings["date"] = pd.to_datetime(ratings["term"].map(day_by_term))
+    ratings["sheet_id"] = "demo-" + ratings["sheet_id"].astype(str)
+    n_sheets = import_ratings(session, ratings.reset_index(drop=True))
+    return n_context, n_sheets
+
+
 def seed_demo(
     factory: sessionmaker[Session],
     *,
@@ -95,7 +173,12 @@ def seed_demo(
     with factory() as session:
         units = seed_structure(session)
         credentials = seed_users(session, units)
+        n_context, n_sheets = seed_context_and_ratings(session, units, seed=seed)
         session.commit()
+        if n_context or n_sheets:
+            log(
+                f"seeded organisational data ({n_context} unit-terms) and {n_sheets} rated response sheets"
+            )
         unit_ids = [(u.id, u.name) for u in units]
 
     if promoted_version_from_files() is None:

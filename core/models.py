@@ -210,17 +210,19 @@ class ResponseSheet(Base):
     age_band: Mapped[str] = mapped_column(String(8))
     term: Mapped[str] = mapped_column(String(8))
     rated_on: Mapped[date] = mapped_column(Date)
-    rater: Mapped[str] = mapped_column(String(80))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Rating(Base):
+    """One rater's level on one rubric item of a sheet (a sheet may be rated by several raters)."""
+
     __tablename__ = "rating"
     sheet_id: Mapped[str] = mapped_column(
         ForeignKey("response_sheet.id", ondelete="CASCADE"), primary_key=True
     )
     item: Mapped[str] = mapped_column(String(80), primary_key=True)
+    rater: Mapped[str] = mapped_column(String(80), primary_key=True)
     level: Mapped[int] = mapped_column(Integer)
 
 

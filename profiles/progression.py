@@ -47,7 +47,9 @@ def photo_expected_stage(stage_probs: np.ndarray) -> np.ndarray:
 def _check_photo_columns(photos: pd.DataFrame, needed: Sequence[str]) -> None:
     missing = [c for c in needed if c not in photos.columns]
     if missing:
-        raise ValueError(f"photo rows lack column(s) {', '.join(missing)}; need {', '.join(needed)}")
+        raise ValueError(
+            f"photo rows lack column(s) {', '.join(missing)}; need {', '.join(needed)}"
+        )
 
 
 def _bootstrap_group_means(
@@ -121,9 +123,7 @@ def progression_from_photos(
         {
             "unit": photos["unit"].astype(str).to_numpy(),
             "term": photos["term"].astype(str).to_numpy(),
-            "age_band": photos["age_band"].astype(str).to_numpy()
-            if by_age_band
-            else ALL_AGE_BANDS,
+            "age_band": photos["age_band"].astype(str).to_numpy() if by_age_band else ALL_AGE_BANDS,
             "term_rank": photos["term"].astype(str).map(term_rank).to_numpy(dtype=np.int64),
             "stage": stage,
             "deviation": stage
@@ -171,7 +171,8 @@ def stage_distribution(
 
     Args:
         photos: one row per photo with ``unit``, ``term`` (and ``age_band`` when ``by_age_band``)
-            and ``stage_probs``, a sequence of 5 stage probabilities per photo.
+            and either ``stage_probs`` (a sequence of 5 stage probabilities per photo) or the
+            columns ``p0`` ... ``p4``.
         min_n: unit x term cells with fewer photos get shares None and ``suppressed`` True.
         by_age_band: also split by age band.
 
@@ -180,8 +181,13 @@ def stage_distribution(
         ``share_stage_4`` (expected share of photos at each stage, summing to 1) and ``suppressed``.
     """
     keys = ["unit", "term"] + (["age_band"] if by_age_band else [])
-    _check_photo_columns(photos, [*keys, "stage_probs"])
-    probs = np.stack([np.asarray(p, dtype=float) for p in photos["stage_probs"]])
+    p_cols = [f"p{k}" for k in range(N_STAGES)]
+    if "stage_probs" not in photos.columns and all(c in photos.columns for c in p_cols):
+        _check_photo_columns(photos, keys)
+        probs = photos[p_cols].to_numpy(dtype=float)
+    else:
+        _check_photo_columns(photos, [*keys, "stage_probs"])
+        probs = np.stack([np.asarray(p, dtype=float) for p in photos["stage_probs"]])
     if probs.ndim != 2 or probs.shape[1] != N_STAGES:
         raise ValueError(f"every stage_probs must hold {N_STAGES} probabilities")
     if (probs < 0).any() or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):

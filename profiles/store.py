@@ -124,3 +124,166 @@ def unit_progression(
             entry["by_age_band"].append(row)
         out.append(entry)
     return out
+
+
+# ---- full profiles (issue 6) from the database ----------------------------------------------------
+
+
+def context_frame(session: Session) -> pd.DataFrame:
+    """Organisational data per unit x term (columns of a context file)."""
+    from core.models import UnitContext
+    from profiles.context import CONTEXT_COLUMNS
+
+    rows = session.execute(
+        select(UnitContext, Unit.name).join(Unit, Unit.id == UnitContext.unit_id)
+    ).all()
+    data = [
+        {"unit": name, "term": c.term, **{k: getattr(c, k) for k in CONTEXT_COLUMNS}}
+        for c, name in rows
+    ]
+    return pd.DataFrame(data, columns=["unit", "term", *CONTEXT_COLUMNS])
+
+
+def import_context(session: Session, context: pd.DataFrame) -> int:
+    """Store a validated context frame (``profiles.context.read_context_file``), replacing the same
+    unit x term (history is kept per term). Unknown units raise ContextFileError; nothing is written."""
+    from core.models import UnitContext
+    from profiles.context import CONTEXT_COLUMNS, ContextFileError, ContextProblem
+
+    units = {u.name: u.id for u in session.scalars(select(Unit))}
+    problems = [
+        ContextProblem(int(str(i)) + 2, "unit", f"no unit named {row['unit']!r} in Spira")
+        for i, row in context.iterrows()
+        if row["unit"] not in units
+    ]
+    if problems:
+        raise ContextFileError(problems)
+    for _, row in context.iterrows():
+        unit_id = units[row["unit"]]
+        existing = session.scalar(
+            select(UnitContext).where(
+                UnitContext.unit_id == unit_id, UnitContext.term == row["term"]
+            )
+        )
+        target = existing or UnitContext(unit_id=unit_id, term=row["term"])
+        for col in CONTEXT_COLUMNS:
+            value = row[col]
+            setattr(target, col, None if pd.isna(value) else float(value))
+        session.add(target)
+    session.flush()
+    return len(context)
+
+
+def ability_frame(session: Session, *, min_n: int) -> tuple[pd.DataFrame, object | None]:
+    """Unit ability per area and term from the many-facet model fitted on every stored rating.
+
+    Returns (table unit, term, area, ability, se, n_sheets; the fitted model or None).
+    """
+    import warnings
+
+    from assessment.cases import load_case_library
+    from assessment.model import ManyFacetPCM, ModelFitWarning
+    from assessment.store import ratings_frame
+    from assessment.units import unit_abilities, unit_abilities_frame
+
+    cols = ["unit", "term", "area", "ability", "se", "n_sheets"]
+    library = load_case_library()
+    ratings = ratings_frame(session, library)
+    if ratings.empty or ratings["sheet_id"].nunique() < 2:
+        return pd.DataFrame(columns=cols), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelFitWarning)
+        model = ManyFacetPCM().fit(ratings)
+    sheets = model.sheet_table()
+    table = unit_abilities_frame(
+        unit_abilities(sheets, case_areas=library.case_areas(), min_sheets=min_n)
+    )
+    return table[cols], model
+
+
+class ProfileService:
+    """Builds every unit's profile from the database and caches them until the data change.
+
+    The contextual model is fitted across all units and terms, so profiles are built together; a
+    cheap fingerprint query (counts and latest timestamps of what profiles rest on, and the promoted
+    model) decides when to rebuild. Reads between changes are served from memory.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._result: dict | None = None
+
+    @staticmethod
+    def fingerprint(session: Session) -> tuple:
+        from sqlalchemy import func
+
+        from core.models import Rating, ResponseSheet, UnitContext
+
+        photos = session.execute(
+            select(func.count(), func.max(Photo.processed_at)).where(Photo.status == "done")
+        ).one()
+        sheets = session.execute(select(func.count(), func.max(ResponseSheet.created_at))).one()
+        ratings = session.scalar(select(func.count()).select_from(Rating))
+        context = session.execute(select(func.count(), func.max(UnitContext.imported_at))).one()
+        return (
+            tuple(photos),
+            tuple(sheets),
+            ratings,
+            tuple(context),
+            promoted_stage_version(session),
+        )
+
+    def build(self, session: Session) -> dict:
+        """{"profiles": {(unit, term): UnitProfile}, "models": context models, "photos": frame, ...}."""
+        from core.config import get_settings
+        from profiles.profile import build_profiles, fit_context_models
+        from profiles.progression import progression_from_photos
+
+        key = self.fingerprint(session)
+        with self._lock:
+            if self._key == key and self._result is not None:
+                return self._result
+            settings = get_settings()
+            min_n = settings.min_group_size
+            photos = photo_estimates(session)
+            progression = (
+                progression_from_photos(
+                    photos[["unit", "term", "age_band", "expected_stage"]],
+                    min_n=min_n,
+                    n_boot=settings.bootstrap_resamples,
+                )
+                if len(photos)
+                else pd.DataFrame(
+                    columns=[
+                        "unit",
+                        "term",
+                        "age_band",
+                        "n_photos",
+                        "mean_stage",
+                        "index",
+                        "index_lo",
+                        "index_hi",
+                        "suppressed",
+                    ]
+                )
+            )
+            ability, pcm = ability_frame(session, min_n=min_n)
+            context = context_frame(session)
+            models = fit_context_models(
+                progression, ability, context, min_n=min_n, level=0.9, random_state=0
+            )
+            built = build_profiles(progression, ability, context, min_n=min_n, models=models)
+            self._result = {
+                "profiles": {(p.unit, p.term): p for p in built},
+                "models": models,
+                "context": context,
+                "assessment": pcm,
+            }
+            self._key = key
+            return self._result
+
+
+profile_service = ProfileService()

@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import pandas as pd
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep, can_read_unit, readable_unit
-from api.schemas import ErrorOut, UnitOut, UnitProfileOut
+from api.schemas import ErrorOut, UnitOut, UnitProfileOut, WhatIfIn, WhatIfOut
 from core.audit import record
 from core.config import get_settings
+from core.domain import term_sort_key
 from core.models import Unit
-from profiles.store import photo_estimates, promoted_stage_version, unit_progression
+from profiles.schemas import UnitProfile
+from profiles.store import (
+    photo_estimates,
+    profile_service,
+    promoted_stage_version,
+    unit_progression,
+)
 
-router = APIRouter(prefix="/api/units", tags=["units"])
+router = APIRouter(prefix="/api", tags=["units"])
 
 
-@router.get("", response_model=list[UnitOut], summary="Units you may read, with their groups")
+@router.get("/units", response_model=list[UnitOut], summary="Units you may read, with their groups")
 def list_units(session: SessionDep, user: CurrentUser) -> list[UnitOut]:
     units = session.scalars(select(Unit).order_by(Unit.name)).all()
     return [UnitOut.model_validate(u) for u in units if can_read_unit(user, u.id)]
 
 
+def _unit_terms(built: dict, unit: str) -> list[str]:
+    return sorted({t for (u, t) in built["profiles"] if u == unit}, key=term_sort_key)
+
+
 @router.get(
-    "/{unit_id}/profile",
+    "/units/{unit_id}/profile",
     response_model=UnitProfileOut,
     responses={404: {"model": ErrorOut}},
-    summary="A unit's profile: progression per term with intervals and n",
+    summary="A unit's profile: progression per term, and the triangulated profile of one term",
 )
 def unit_profile(
     session: SessionDep, user: CurrentUser, unit_id: int, term: str | None = None
@@ -36,9 +48,15 @@ def unit_profile(
     terms = unit_progression(
         rows, min_n=settings.min_group_size, resamples=settings.bootstrap_resamples
     )
-    if term:
-        terms = [t for t in terms if t["term"] == term]
-    record(session, user.username, "read", "profile", unit.id)
+    built = profile_service.build(session)
+    available = _unit_terms(built, unit.name)
+    if term is not None and term not in available and term not in [t["term"] for t in terms]:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no data for {unit.name} in term {term}"
+        )
+    chosen = term or (available[-1] if available else None)
+    profile = built["profiles"].get((unit.name, chosen)) if chosen else None
+    record(session, user.username, "read", "profile", unit.id, {"term": chosen})
     session.commit()
     return UnitProfileOut.model_validate(
         {
@@ -47,5 +65,62 @@ def unit_profile(
             "model_version": promoted_stage_version(session),
             "min_group_size": settings.min_group_size,
             "terms": terms,
+            "term": chosen,
+            "profile": profile,
         }
     )
+
+
+@router.get(
+    "/profiles",
+    response_model=list[UnitProfile],
+    summary="Profiles of every unit you may read (a principal their own, researchers all), latest term or ?term=",
+)
+def list_profiles(
+    session: SessionDep, user: CurrentUser, term: str | None = None
+) -> list[UnitProfile]:
+    built = profile_service.build(session)
+    readable = {u.name for u in session.scalars(select(Unit)) if can_read_unit(user, u.id)}
+    out = []
+    for name in sorted(readable):
+        terms = _unit_terms(built, name)
+        chosen = term if term in terms else (None if term else (terms[-1] if terms else None))
+        if chosen:
+            out.append(built["profiles"][(name, chosen)])
+    record(session, user.username, "read", "profiles", None, {"term": term, "n": len(out)})
+    session.commit()
+    return out
+
+
+@router.post(
+    "/units/{unit_id}/what-if",
+    response_model=WhatIfOut,
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    summary="Predicted change of each outcome for a change of the unit's context (an association)",
+)
+def what_if_route(
+    session: SessionDep, user: CurrentUser, unit_id: int, body: WhatIfIn
+) -> WhatIfOut:
+    from profiles.context import CONTEXT_COLUMNS
+    from profiles.profile import what_if
+
+    unit = readable_unit(session, user, unit_id)
+    unknown = sorted(set(body.changes) - set(CONTEXT_COLUMNS))
+    if unknown or not body.changes:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"changes must name context columns ({', '.join(CONTEXT_COLUMNS)}); unknown: {', '.join(unknown) or 'none given'}",
+        )
+    built = profile_service.build(session)
+    context: pd.DataFrame = built["context"]
+    rows = context[context["unit"] == unit.name]
+    if body.term:
+        rows = rows[rows["term"] == body.term]
+    if rows.empty or not built["models"]:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail=f"no organisational data{' for ' + body.term if body.term else ''} for {unit.name}, or too little data to fit the model",
+        )
+    row = rows.sort_values("term", key=lambda s: s.map(term_sort_key)).iloc[-1]
+    results = what_if(built["models"], row, body.changes)
+    return WhatIfOut(unit=unit.name, term=str(row["term"]), results=results)

@@ -47,12 +47,15 @@ def test_other_timm_model_needs_local_weights(tmp_path):
     assert "efficientnet_lite0" in list_backbones()
 
 
-def test_onnx_runtime_matches_pytorch(onnx_cache):
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_cpu_runtime_matches_pytorch(onnx_cache, runtime):
     from vision.synthetic import generate_dataset
 
     drawings, _ = generate_dataset(6, seed=3, photographed=True)
     images = [data.chelsea(), data.astronaut(), data.coffee(), *drawings]
-    onnx = create_embedder("efficientnet_lite0", device="cpu", runtime="onnx", cache_dir=onnx_cache)
+    onnx = create_embedder(
+        "efficientnet_lite0", device="cpu", runtime=runtime, cache_dir=onnx_cache
+    )
     eager = create_embedder(
         "efficientnet_lite0", device="cpu", runtime="torch", cache_dir=onnx_cache
     )

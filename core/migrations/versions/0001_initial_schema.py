@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 09:09:06.224598
+Create Date: 2026-11-22 09:28:07.540552
 """
 
 from alembic import op
@@ -149,7 +149,6 @@ def upgrade() -> None:
     sa.Column('age_band', sa.String(length=8), nullable=False),
     sa.Column('term', sa.String(length=8), nullable=False),
     sa.Column('rated_on', sa.Date(), nullable=False),
-    sa.Column('rater', sa.String(length=80), nullable=False),
     sa.Column('created_by', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['created_by'], ['app_user.id'], ),
@@ -192,9 +191,10 @@ def upgrade() -> None:
     op.create_table('rating',
     sa.Column('sheet_id', sa.String(length=32), nullable=False),
     sa.Column('item', sa.String(length=80), nullable=False),
+    sa.Column('rater', sa.String(length=80), nullable=False),
     sa.Column('level', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['sheet_id'], ['response_sheet.id'], ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('sheet_id', 'item')
+    sa.PrimaryKeyConstraint('sheet_id', 'item', 'rater')
     )
     op.create_table('stage_estimate',
     sa.Column('id', sa.Integer(), nullable=False),

@@ -1,0 +1,221 @@
+"""Command line for the assessment jobs (mounted as ``spira assess``): ``cases`` and ``fit``."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.domain import AREA_LABELS
+
+from .cases import DEFAULT_CASE_DIR, CaseLibraryError, load_case_library, validate_case_library
+from .model import ManyFacetPCM, ModelFitWarning
+from .ratings import RatingsFileError, read_ratings
+from .units import unit_abilities
+
+app = typer.Typer(
+    help="Educators' assessments: the case library and the many-facet partial credit model.",
+    no_args_is_help=True,
+)
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no NaN: undefined statistics (e.g. fit of an item without variance) become null."""
+    return None if value is None or not math.isfinite(value) else round(float(value), 6)
+
+
+@app.command("cases")
+def cases_command(
+    directory: Path = typer.Option(
+        DEFAULT_CASE_DIR, "--dir", help="Folder of case YAML files (default: the shipped library)."
+    ),
+) -> None:
+    """List the cases and validate every file; exit 1 naming file, field and reason if any is broken."""
+    console = Console()
+    library, errors = validate_case_library(directory)
+    table = Table(title=f"Cases in {directory}")
+    table.add_column("id", no_wrap=True)
+    for column in ("title", "area", "age bands", "items"):
+        table.add_column(column)
+    for case in library:
+        table.add_row(
+            case.id,
+            case.title_en,
+            AREA_LABELS[case.area]["en"],
+            ", ".join(case.age_bands),
+            ", ".join(f"{i.id} (0-{i.max_level})" for i in case.rubric),
+        )
+    console.print(table)
+    console.print(f"{len(library)} valid case(s), {len(errors)} problem(s).")
+    if errors:
+        err = Console(stderr=True, soft_wrap=True)
+        for e in errors:
+            err.print(f"{e.file}: field {e.field or '(file)'}: {e.reason}", markup=False)
+        raise typer.Exit(code=1)
+
+
+@app.command("fit")
+def fit_command(
+    ratings_path: Path = typer.Argument(
+        ..., help="Ratings file (.csv or .xlsx).", metavar="RATINGS"
+    ),
+    cases: Path | None = typer.Option(
+        None, "--cases", help="Case library folder: checks cases/items/levels and gives areas."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object only."),
+    adjust_age: bool = typer.Option(
+        False, "--adjust-age", help="Report unit abilities adjusted for age band (mean residual)."
+    ),
+) -> None:
+    """Fit the many-facet partial credit model and report items, raters and unit abilities."""
+    err = Console(stderr=True)
+    try:
+        library = load_case_library(cases) if cases is not None else None
+        ratings = read_ratings(ratings_path, library)
+    except (CaseLibraryError, RatingsFileError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(code=1) from None
+
+    model = ManyFacetPCM()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelFitWarning)  # collected in model.warnings_ instead
+        if as_json:
+            model.fit(ratings)
+        else:
+            with err.status("Fitting the many-facet partial credit model…") as status:
+                model.fit(
+                    ratings,
+                    on_iteration=lambda n, change: status.update(
+                        f"Fitting: sweep {n}, largest change {change:.2g} logits"
+                    ),
+                )
+    units = unit_abilities(model.sheet_table(), adjust_for_age_band=adjust_age)
+    result = _result(model, units)
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    _print_result(Console(), result)
+
+
+def _result(model: ManyFacetPCM, units: list[Any]) -> dict[str, Any]:
+    """The fit as one JSON-ready object (logits; null where undefined or suppressed)."""
+    items = [
+        {
+            "case": row.case,
+            "item": row.item,
+            "levels": row.levels,
+            "thresholds": [_finite(t) for t in row.thresholds],
+            "se": [_finite(t) for t in row.se],
+            "infit": _finite(row.infit),
+            "outfit": _finite(row.outfit),
+            "n": int(row.n),
+        }
+        for row in model.item_table().itertuples()
+    ]
+    raters = [
+        {
+            "rater": row.rater,
+            "severity": _finite(row.severity),
+            "se": _finite(row.se),
+            "infit": _finite(row.infit),
+            "outfit": _finite(row.outfit),
+            "n": int(row.n),
+        }
+        for row in model.rater_table().itertuples()
+    ]
+    unit_rows = [
+        {
+            "unit": u.unit,
+            "area": u.area,
+            "term": u.term,
+            "ability": None if u.ability is None else _finite(u.ability),
+            "se": None if u.se is None else _finite(u.se),
+            "n_sheets": u.n_sheets,
+            "suppressed": u.suppressed,
+            "age_adjusted": u.age_adjusted,
+        }
+        for u in units
+    ]
+    return {
+        "items": items,
+        "raters": raters,
+        "units": unit_rows,
+        "converged": bool(model.converged_),
+        "iterations": int(model.n_iter_),
+        "warnings": list(model.warnings_),
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _print_result(console: Console, result: dict[str, Any]) -> None:
+    state = "converged" if result["converged"] else "[red]did NOT converge[/red]"
+    console.print(f"Model {state} after {result['iterations']} sweeps (all values in logits).")
+    items = Table(title="Rubric items")
+    for column in ("case", "item", "thresholds (se)", "infit", "outfit", "n"):
+        items.add_column(column)
+    for it in result["items"]:
+        steps = ", ".join(
+            f"{_fmt(t)} ({_fmt(s)})" for t, s in zip(it["thresholds"], it["se"], strict=True)
+        )
+        items.add_row(
+            it["case"], it["item"], steps, _fmt(it["infit"]), _fmt(it["outfit"]), str(it["n"])
+        )
+    console.print(items)
+    raters = Table(title="Raters")
+    for column in ("rater", "severity", "se", "infit", "outfit", "n"):
+        raters.add_column(column)
+    for r in result["raters"]:
+        raters.add_row(
+            r["rater"],
+            _fmt(r["severity"]),
+            _fmt(r["se"]),
+            _fmt(r["infit"]),
+            _fmt(r["outfit"]),
+            str(r["n"]),
+        )
+    console.print(raters)
+    units = Table(title="Units (ability of the unit's sheets; too few sheets are not shown)")
+    for column in ("unit", "area", "term", "ability", "se", "sheets"):
+        units.add_column(column)
+    for u in result["units"]:
+        value = "too few to show" if u["suppressed"] else _fmt(u["ability"])
+        units.add_row(
+            u["unit"], u["area"] or "–", u["term"], value, _fmt(u["se"]), str(u["n_sheets"])
+        )
+    console.print(units)
+    for message in result["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {message}")
+
+
+@app.command("import")
+def import_command(
+    ratings_path: Path = typer.Argument(
+        ..., help="Ratings file (.csv or .xlsx).", metavar="RATINGS"
+    ),
+) -> None:
+    """Store a ratings file in Spira's database (checked against the case library; all or nothing)."""
+    from core.config import get_settings
+    from core.db import migrate, session_factory
+
+    from .store import import_ratings
+
+    err = Console(stderr=True)
+    try:
+        table = read_ratings(ratings_path, load_case_library())
+        migrate(get_settings().db_url)
+        with session_factory()() as session:
+            n = import_ratings(session, table)
+            session.commit()
+    except (CaseLibraryError, RatingsFileError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(code=1) from None
+    err.print(f"imported {n} response sheet(s) from {ratings_path.name}")
