@@ -7,7 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.routes import assessment, auth, photos, units
+from api.routes import annotations as annotation_routes
+from api.routes import assessment, auth, images, photos, units
 from core.config import get_settings
 from core.db import migrate, session_factory
 from core.storage import BlobStore
@@ -70,6 +71,8 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(photos.router)
     app.include_router(units.router)
     app.include_router(assessment.router)
+    app.include_router(images.router)
+    app.include_router(annotation_routes.router)
     from api import pages
 
     app.include_router(pages.router)

@@ -27,7 +27,11 @@ def machine() -> str:
 
 def write_section(title: str, body: str) -> None:
     """Add or replace the section ``## title`` in BENCHMARKS.md, keeping the others."""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n\nWritten by `bench/*.py --write`; ratios are measured in the same run.\n"
+    text = (
+        BENCHMARKS.read_text()
+        if BENCHMARKS.exists()
+        else "# Benchmarks\n\nWritten by `bench/*.py --write`; ratios are measured in the same run.\n"
+    )
     stamp = f"_{datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}_\n\n"
     section = f"## {title}\n\n{stamp}{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)

@@ -44,9 +44,13 @@ def naive_embed(data: bytes, model, transform) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--photos", type=int, default=48, help="number of 12-MP photos")
-    parser.add_argument("--baseline-photos", type=int, default=8, help="photos for the (slow) baseline")
+    parser.add_argument(
+        "--baseline-photos", type=int, default=8, help="photos for the (slow) baseline"
+    )
     parser.add_argument("--write", action="store_true", help="write the results to BENCHMARKS.md")
     args = parser.parse_args()
 
@@ -94,7 +98,9 @@ def main() -> None:
     net.eval()
     tcfg = dict(cfg)
     tcfg.pop("crop_mode", None)
-    transform = timm.data.create_transform(**{k: tcfg[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct")})
+    transform = timm.data.create_transform(
+        **{k: tcfg[k] for k in ("input_size", "interpolation", "mean", "std", "crop_pct")}
+    )
     torch.set_num_threads(os.cpu_count() or 1)
     naive_embed(photos[0], net, transform)
     t = time.perf_counter()
@@ -109,7 +115,9 @@ def main() -> None:
         images = [decode_stored(p, long_side=448) for p in photos[start : start + 32]]
         embedder.embed_pixels(preprocess(images, embedder.data_cfg))
     project_rate = len(photos) / (time.perf_counter() - t)
-    print(f"project JPEG -> embedding ({embedder.runtime}): {project_rate:.1f} images/s", flush=True)
+    print(
+        f"project JPEG -> embedding ({embedder.runtime}): {project_rate:.1f} images/s", flush=True
+    )
 
     # ---- (b) end to end: upload bytes -> stored estimate ----------------------------------------
     from vision.model import drawing_features_batch
@@ -137,16 +145,29 @@ def main() -> None:
 
     with factory() as session:
         unit = session.scalars(select(Unit)).first()
-        group = session.scalars(select(Group).where(Group.unit_id == unit.id)).first()  # type: ignore[union-attr]
+        assert unit is not None
+        group = session.scalars(select(Group).where(Group.unit_id == unit.id)).first()
+        assert group is not None
         t = time.perf_counter()
         for p in photos:
-            accept_photo(session=session, store=store, data=p, unit=unit, group=group, activity="teckning", age_band="4-5")  # type: ignore[arg-type]
+            accept_photo(
+                session=session,
+                store=store,
+                data=p,
+                unit=unit,
+                group=group,
+                activity="teckning",
+                age_band="4-5",
+            )  # type: ignore[arg-type]
         t_ingest = time.perf_counter() - t
     t2 = time.perf_counter()
     n_done = drain(factory, store, model, batch=32)
     t_worker = time.perf_counter() - t2
     e2e = len(photos) / (t_ingest + t_worker)
-    print(f"project end to end: {e2e:.1f} photos/s (ingest {len(photos) / t_ingest:.1f}/s, worker {n_done / t_worker:.1f}/s)", flush=True)
+    print(
+        f"project end to end: {e2e:.1f} photos/s (ingest {len(photos) / t_ingest:.1f}/s, worker {n_done / t_worker:.1f}/s)",
+        flush=True,
+    )
 
     body = f"""Photos: {len(photos)} synthetic photographed drawings, 4000×3000 JPEG (mean {mb:.1f} MB); baseline on the first {args.baseline_photos}.
 

@@ -27,9 +27,11 @@ app.add_typer(models_app, name="models")
 
 
 def _mount() -> None:
+    from annotation.cli import app as annotate_app
     from assessment.cli import app as assess_app
     from profiles.cli import app as profiles_app
 
+    app.add_typer(annotate_app, name="annotate")
     app.add_typer(assess_app, name="assess")
     app.add_typer(profiles_app, name="profiles")
 

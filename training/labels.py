@@ -42,7 +42,6 @@ def images_from_annotations(session: Session):
 
     Raises ValueError when there is nothing to train on.
     """
-    from annotation.agreement import agreement
 
     labels = label_table(session)
     if labels.empty:
@@ -62,12 +61,17 @@ def images_from_annotations(session: Session):
         groups.append(f"group-{photo.group_id}")
     human = None
     if labels["annotator"].nunique() >= 2:
-        result = agreement(
-            labels.rename(columns={"photo_id": "item"})[["item", "annotator", "stage"]]
-        )
+        from annotation.agreement import compute_agreement
+
+        report = compute_agreement(labels, item="photo_id", n_bootstrap=0)
+        kappas = [
+            p.quadratic_weighted_kappa.value
+            for p in report.pairs
+            if p.quadratic_weighted_kappa.value is not None
+        ]
         human = {
-            "alpha": result.alpha,
-            "mean_qwk": result.mean_pairwise_qwk,
-            "n_items": result.n_items,
+            "alpha": report.krippendorff_alpha.value,
+            "mean_qwk": float(np.mean(kappas)) if kappas else None,
+            "n_items": report.n_items_multiply_labelled,
         }
     return images, np.array(stages), np.array(groups), human

@@ -29,6 +29,8 @@ _MIN_NEIGHBOURS = 5
 # Share of a box's pixels within 30 levels (every channel) of its brightest tone above which the
 # box is taken for paper. Drawn faces on paper score about 0.9, the astronaut's face 0.2.
 _PAPER_SHARE = 0.6
+#: Cells per side of the mosaic a face is reduced to before blurring.
+_MOSAIC = 5
 
 
 @lru_cache(maxsize=1)
@@ -99,7 +101,8 @@ def _looks_like_paper(rgb: np.ndarray, box: FaceBox) -> bool:
 
 def blur_faces(rgb: np.ndarray, boxes: list[FaceBox], *, grow: float = 0.25) -> np.ndarray:
     """Return a copy of ``rgb`` with each box (enlarged by ``grow`` of its size on every side)
-    pixelated to an 8×8 grid and then Gaussian-blurred, so no facial detail survives."""
+    pixelated to a 5×5 grid and then Gaussian-blurred, so no facial detail survives (not even
+    the coarse light and dark pattern the detector itself keys on)."""
     out = rgb.copy()
     height, width = rgb.shape[:2]
     for x, y, w, h in boxes:
@@ -109,8 +112,9 @@ def blur_faces(rgb: np.ndarray, boxes: list[FaceBox], *, grow: float = 0.25) -> 
         if x1 - x0 < 2 or y1 - y0 < 2:
             continue
         region = out[y0:y1, x0:x1]
-        coarse = cv2.resize(region, (8, 8), interpolation=cv2.INTER_AREA)
+        coarse = cv2.resize(region, (_MOSAIC, _MOSAIC), interpolation=cv2.INTER_AREA)
         blocky = cv2.resize(coarse, (x1 - x0, y1 - y0), interpolation=cv2.INTER_NEAREST)
-        kernel = max(3, (min(x1 - x0, y1 - y0) // 4) | 1)
-        out[y0:y1, x0:x1] = cv2.GaussianBlur(blocky, (kernel, kernel), 0)
+        # Blur over about one mosaic cell, so block edges do not redraw eyes and mouth.
+        sigma = min(x1 - x0, y1 - y0) / _MOSAIC
+        out[y0:y1, x0:x1] = cv2.GaussianBlur(blocky, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
     return out

@@ -18,6 +18,9 @@ FIND_LONG_SIDE = 512
 #: The sheet must cover at least this share of the photo to count as "the" sheet (a tablet
 #: photo of a drawing usually shows it over a third or more of the frame).
 MIN_SHEET_AREA = 0.1
+#: Focal length, in image diagonals, assumed when the photo does not reveal it: a tablet's or
+#: phone's main camera (about 28 mm full-frame equivalent) is 0.6–0.7 diagonals.
+ASSUMED_FOCAL = 0.67
 
 
 def find_sheet(rgb: np.ndarray, *, min_area: float = MIN_SHEET_AREA) -> np.ndarray | None:
@@ -56,10 +59,31 @@ def find_sheet(rgb: np.ndarray, *, min_area: float = MIN_SHEET_AREA) -> np.ndarr
             # A quadrilateral that only loosely fits the outline is not a sheet.
             if cv2.contourArea(quad) < 0.9 * area:
                 continue
+            if not _is_paper(grey, quad.reshape(4, 2)):
+                continue
             best, best_area = quad.reshape(4, 2).astype(np.float32), area
     if best is None:
         return None
     return _order_corners(best / scale)
+
+
+def _is_paper(grey: np.ndarray, quad: np.ndarray) -> bool:
+    """True when the quadrilateral lies inside the frame (at most one corner on its border: a
+    region the frame cuts off is not a sheet) and is clearly brighter than its surroundings."""
+    height, width = grey.shape
+    margin = 0.015 * max(height, width)
+    on_border = (
+        (quad[:, 0] < margin)
+        | (quad[:, 0] > width - 1 - margin)
+        | (quad[:, 1] < margin)
+        | (quad[:, 1] > height - 1 - margin)
+    )
+    if on_border.sum() > 1:
+        return False
+    inside = np.zeros_like(grey)
+    cv2.fillConvexPoly(inside, quad.astype(np.int32), 255)
+    paper, table = grey[inside > 0], grey[inside == 0]
+    return table.size == 0 or float(np.median(paper)) > float(np.median(table)) + 30
 
 
 def _order_corners(points: np.ndarray) -> np.ndarray:
@@ -75,9 +99,10 @@ def sheet_aspect(corners: np.ndarray, image_size: tuple[int, int]) -> float:
     """Estimate the true width/height ratio of the rectangle photographed as ``corners``.
 
     ``corners`` are ordered tl, tr, br, bl in pixels; ``image_size`` is (width, height), whose
-    centre is taken as the principal point. Uses Zhang and He's focal-length estimate; when the
-    view is too close to fronto-parallel for that to be stable, falls back to the mean lengths of
-    opposite edges. Returns width / height (> 0).
+    centre is taken as the principal point. The camera's focal length is estimated from the two
+    vanishing points (Zhang and He); when one of them is near infinity (an edge pair almost
+    parallel in the photo) that estimate is unstable, and a typical tablet camera's focal length
+    is assumed instead. Returns width / height (> 0).
     """
     u0, v0 = image_size[0] / 2.0, image_size[1] / 2.0
     tl, tr, br, bl = (np.array([x - u0, y - v0, 1.0]) for x, y in corners)
@@ -86,22 +111,17 @@ def sheet_aspect(corners: np.ndarray, image_size: tuple[int, int]) -> float:
     k3 = np.dot(np.cross(m1, m4), m2) / np.dot(np.cross(m3, m4), m2)
     n2 = k2 * m2 - m1
     n3 = k3 * m3 - m1
-    edge_ratio = float(
-        (np.linalg.norm(tr - tl) + np.linalg.norm(br - bl))
-        / (np.linalg.norm(bl - tl) + np.linalg.norm(br - tr))
+    diagonal = float(np.hypot(*image_size))
+    f2 = (ASSUMED_FOCAL * diagonal) ** 2
+    if min(abs(k2 - 1.0), abs(k3 - 1.0)) > 0.05:
+        estimate = -(n2[0] * n3[0] + n2[1] * n3[1]) / (n2[2] * n3[2])
+        # Plausible cameras only: focal length between 0.3 and 3 image diagonals.
+        if (0.3 * diagonal) ** 2 < estimate < (3.0 * diagonal) ** 2:
+            f2 = estimate
+    ratio2 = (n2[0] ** 2 + n2[1] ** 2 + f2 * n2[2] ** 2) / (
+        n3[0] ** 2 + n3[1] ** 2 + f2 * n3[2] ** 2
     )
-    denominator = n2[2] * n3[2]
-    if abs(denominator) > 1e-9:
-        f2 = -(n2[0] * n3[0] + n2[1] * n3[1]) / denominator
-        diagonal = float(np.hypot(*image_size))
-        # Plausible cameras: focal length between 0.3 and 5 image diagonals.
-        if (0.3 * diagonal) ** 2 < f2 < (5.0 * diagonal) ** 2:
-            ratio2 = (n2[0] ** 2 + n2[1] ** 2 + f2 * n2[2] ** 2) / (
-                n3[0] ** 2 + n3[1] ** 2 + f2 * n3[2] ** 2
-            )
-            if ratio2 > 0:
-                return float(np.sqrt(ratio2))
-    return edge_ratio
+    return float(np.sqrt(ratio2))
 
 
 def rectify_sheet(rgb: np.ndarray, corners: np.ndarray, *, max_long_side: int) -> np.ndarray:

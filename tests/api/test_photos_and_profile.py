@@ -23,7 +23,13 @@ def _upload(client, headers, data: bytes, unit_id: int, group_id: int, age_band:
         "/api/photos",
         headers=headers | extra.pop("headers", {}),
         files={"file": ("teckning.jpg", data, "image/jpeg")},
-        data={"unit_id": unit_id, "group_id": group_id, "activity": "teckning", "age_band": age_band, **extra},
+        data={
+            "unit_id": unit_id,
+            "group_id": group_id,
+            "activity": "teckning",
+            "age_band": age_band,
+            **extra,
+        },
     )
 
 
@@ -54,7 +60,11 @@ def test_upload_is_processed_and_shows_in_profile_with_suppression(api):
     first = _upload(api, edu, _photo(3, 1), unit_id, group_id, band, captured_on="2026-10-01")
     assert first.status_code == 201, first.text
     body = first.json()
-    assert body["created"] and body["photo"]["status"] == "pending" and body["photo"]["term"] == "2026-HT"
+    assert (
+        body["created"]
+        and body["photo"]["status"] == "pending"
+        and body["photo"]["term"] == "2026-HT"
+    )
     boss = token(api, "boss")
     # fewer than 5 photos: suppressed, not a number
     assert _drain(api) == 1
@@ -62,7 +72,12 @@ def test_upload_is_processed_and_shows_in_profile_with_suppression(api):
     (term,) = prof["terms"]
     assert term["n_photos"] == 1 and term["suppressed"] and term["mean_stage"] is None
     for k in range(2, 7):
-        assert _upload(api, edu, _photo(k % 5, 10 + k), unit_id, group_id, band, captured_on="2026-10-02").status_code == 201
+        assert (
+            _upload(
+                api, edu, _photo(k % 5, 10 + k), unit_id, group_id, band, captured_on="2026-10-02"
+            ).status_code
+            == 201
+        )
     assert _drain(api) == 5
     assert _drain(api) == 0  # nothing is processed twice
     prof = api.get(f"/api/units/{unit_id}/profile", headers=boss).json()
@@ -131,4 +146,7 @@ def test_access_is_scoped_to_units(api):
     # a principal may not upload; an educator not to another unit
     assert _upload(api, boss, _photo(1, 3), olympia, group_id, band).status_code == 403
     dalhem = next(u for u in api.get("/api/units", headers=res).json() if u["name"] == "Dalhem")
-    assert _upload(api, edu, _photo(1, 3), dalhem["id"], dalhem["groups"][0]["id"], band).status_code == 403
+    assert (
+        _upload(api, edu, _photo(1, 3), dalhem["id"], dalhem["groups"][0]["id"], band).status_code
+        == 403
+    )

@@ -32,9 +32,11 @@ def sample_rgb(width: int = 320, height: int = 240, *, seed: int = 0) -> np.ndar
     rgb += rng.normal(0, 12, rgb.shape)
     rgb = np.clip(rgb, 0, 255).astype(np.uint8)
     cv2.circle(rgb, (width // 3, height // 2), min(width, height) // 5, (200, 30, 30), -1)
-    cv2.rectangle(
-        rgb, (width // 2, height // 4), (width * 4 // 5, height * 3 // 4), (20, 20, 160), 4
+    zigzag = np.array(
+        [(width // 2 + i * width // 20, height // 4 + (i % 2) * height // 2) for i in range(7)],
+        np.int32,
     )
+    cv2.polylines(rgb, [zigzag], False, (20, 20, 160), max(2, width // 100))
     return rgb
 
 
@@ -47,7 +49,7 @@ def encode(rgb: np.ndarray, fmt: str, **params: object) -> bytes:
 
 def valid_jpeg(width: int = 320, height: int = 240, **params: object) -> bytes:
     """A valid baseline JPEG of the sample picture (``params`` go to Pillow's save, e.g. exif)."""
-    return encode(sample_rgb(width, height), "JPEG", quality=90, **params)
+    return encode(sample_rgb(width, height), "JPEG", **{"quality": 90, **params})
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:

@@ -1,0 +1,57 @@
+"""Label Studio's webhook and the agreement figures for researchers."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+
+from api.deps import SessionDep, require_role
+from core.audit import record
+from core.config import get_settings
+from core.models import User
+
+router = APIRouter(prefix="/api/annotations", tags=["annotations"])
+
+
+@router.post(
+    "/webhook", summary="Label Studio reports a new or changed annotation (shared secret checked)"
+)
+async def webhook(
+    request: Request,
+    session: SessionDep,
+    secret: str | None = Header(None, alias="X-Spira-Webhook-Secret"),
+) -> dict[str, int]:
+    from annotation.labelstudio import parse_webhook
+    from annotation.store import store_annotations
+
+    expected = get_settings().webhook_secret
+    if not expected or not secret or not hmac.compare_digest(secret, expected):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or wrong webhook secret")
+    try:
+        payload: Any = await request.json()
+        rows = parse_webhook(payload)
+    except (ValueError, KeyError, TypeError) as err:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"not a Label Studio annotation payload: {err}",
+        ) from None
+    added, updated = store_annotations(session, rows)
+    record(
+        session, "label-studio", "label", "annotation", None, {"added": added, "updated": updated}
+    )
+    session.commit()
+    return {"added": added, "updated": updated}
+
+
+@router.get(
+    "/agreement",
+    summary="Agreement between researchers' stage labels (QWK, Krippendorff's alpha, n)",
+)
+def agreement(
+    session: SessionDep, user: User = require_role("researcher", "admin")
+) -> dict[str, Any]:
+    from annotation.store import agreement_report
+
+    return agreement_report(session)
