@@ -130,7 +130,7 @@ def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) 
     library = load_case_library()
     ratings, _ = simulate_ratings(
         n_units=len(units),
-        n_sheets=60 * len(units),
+        n_sheets=120 * len(units),
         n_raters=2 * len(units),
         raters_per_sheet=2,
         library=library,

@@ -621,8 +621,11 @@ def build_profiles(
     similar_of: dict[tuple[str, str], list[SimilarUnit]] = {}
     ctx_valid = ctx.dropna(subset=list(CONTEXT_COLUMNS)).reset_index(drop=True)
     feats = ctx_valid[list(CONTEXT_COLUMNS)].to_numpy(dtype=float)
-    scale = feats.std(axis=0) if len(feats) else np.ones(len(CONTEXT_COLUMNS))
-    standardised = (feats - feats.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    if len(feats):
+        scale = feats.std(axis=0)
+        standardised = (feats - feats.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    else:
+        standardised = feats
     for _term, idx in ctx_valid.groupby("term", sort=False).indices.items():
         if len(idx) < 2 or k_similar <= 0:
             continue

@@ -9,7 +9,7 @@ from core.models import Rating, ResponseSheet, UnitContext
 from tests.api.conftest import token, unit_and_group
 
 
-def _ratings_csv(units: list[str], *, seed: int = 0, n_sheets: int = 160) -> bytes:
+def _ratings_csv(units: list[str], *, seed: int = 0, n_sheets: int = 800) -> bytes:
     from assessment.cases import load_case_library
     from assessment.synthetic import simulate_ratings
 
@@ -18,19 +18,19 @@ def _ratings_csv(units: list[str], *, seed: int = 0, n_sheets: int = 160) -> byt
         n_sheets=n_sheets,
         n_raters=6,
         library=load_case_library(),
-        terms=("2026-VT",),
+        terms=("2026-VT", "2026-HT"),
         seed=seed,
     )
     sims = sorted(ratings["unit"].unique())
     ratings["unit"] = ratings["unit"].map({s: units[i] for i, s in enumerate(sims)})
     ratings["group"] = "Lingonet"
     ratings["age_band"] = "4-5"
-    ratings["date"] = "2026-03-10"
+    ratings["date"] = ratings["term"].map({"2026-VT": "2026-03-10", "2026-HT": "2026-10-06"})
     cols = ["sheet_id", "unit", "group", "age_band", "rater", "case", "item", "level", "date"]
     return ratings[cols].to_csv(index=False).encode()
 
 
-def _context_csv(units: list[str], terms=("2026-VT",)) -> bytes:
+def _context_csv(units: list[str], terms=("2026-VT", "2026-HT")) -> bytes:
     rows = []
     for i, unit in enumerate(units):
         for term in terms:
@@ -103,12 +103,12 @@ def test_ratings_import_is_all_or_nothing(api):
     assert r.status_code == 422 and "Atlantis" in r.json()["detail"] and "row" in r.json()["detail"]
     assert _count(api, ResponseSheet) == 0
     r = api.post("/api/ratings/import", headers=res, files={"file": ("r.csv", good, "text/csv")})
-    assert r.status_code == 200 and r.json()["imported"] == 160
+    assert r.status_code == 200 and r.json()["imported"] == 800
     again = api.post(
         "/api/ratings/import", headers=res, files={"file": ("r.csv", good, "text/csv")}
     )
     assert again.status_code == 422 and "imported before" in again.json()["detail"]
-    assert _count(api, ResponseSheet) == 160
+    assert _count(api, ResponseSheet) == 800
     edu = token(api, "edu")
     assert (
         api.post(
@@ -137,12 +137,12 @@ def test_profile_triangulates_assessment_and_context(api):
         headers=res,
         files={"file": ("c.csv", _context_csv(UNITS), "text/csv")},
     )
-    assert r.status_code == 200 and r.json()["imported"] == 8
+    assert r.status_code == 200 and r.json()["imported"] == 16
 
     boss = token(api, "boss")
     unit_id, _, _ = unit_and_group(api, boss)
     prof = api.get(f"/api/units/{unit_id}/profile", headers=boss).json()
-    assert prof["term"] == "2026-VT"
+    assert prof["term"] == "2026-HT"
     p = prof["profile"]
     assert p["unit"] == "Olympia"
     shown = [a for a in p["ability"] if not a["suppressed"]]

@@ -18,17 +18,27 @@ def _photo(stage: int, seed: int) -> bytes:
     return make_photo(stage, seed, megapixels=0.6)
 
 
-def _upload(client, headers, data: bytes, unit_id: int, group_id: int, age_band: str, **extra):
+def _upload(
+    client,
+    headers,
+    data: bytes,
+    unit_id: int,
+    group_id: int,
+    age_band: str,
+    *,
+    extra_headers=None,
+    **form,
+):
     return client.post(
         "/api/photos",
-        headers=headers | extra.pop("headers", {}),
+        headers=headers | (extra_headers or {}),
         files={"file": ("teckning.jpg", data, "image/jpeg")},
         data={
             "unit_id": unit_id,
             "group_id": group_id,
             "activity": "teckning",
             "age_band": age_band,
-            **extra,
+            **form,
         },
     )
 
@@ -95,8 +105,8 @@ def test_retry_with_idempotency_key_and_duplicate_bytes_store_once(api):
     unit_id, group_id, band = unit_and_group(api, edu)
     data = _photo(2, 99)
     key = {"Idempotency-Key": "tablet-1-photo-1"}
-    a = _upload(api, edu, data, unit_id, group_id, band, headers=key)
-    b = _upload(api, edu, data, unit_id, group_id, band, headers=key)
+    a = _upload(api, edu, data, unit_id, group_id, band, extra_headers=key)
+    b = _upload(api, edu, data, unit_id, group_id, band, extra_headers=key)
     c = _upload(api, edu, data, unit_id, group_id, band)
     assert a.status_code == 201 and b.status_code == 200 and c.status_code == 200
     assert a.json()["photo"]["id"] == b.json()["photo"]["id"] == c.json()["photo"]["id"]
