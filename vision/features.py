@@ -125,9 +125,9 @@ def drawing_features_dict(rgb: np.ndarray) -> dict[str, float]:
     out["balance_lr"] = abs(float((xs < w / 2).sum()) - float((xs >= w / 2).sum())) / total
     out["balance_tb"] = abs(float((ys < h / 2).sum()) - float((ys >= h / 2).sum())) / total
 
-    edges = cv2.Canny(ink * 255, 50, 150)
+    # on the ink itself, not its edges: a crayon line's two edges step apart where it slopes
     lines = cv2.HoughLinesP(
-        edges, 1, np.pi / 180, threshold=60, minLineLength=int(0.25 * w), maxLineGap=12
+        ink * 255, 1, np.pi / 180, threshold=60, minLineLength=int(0.25 * w), maxLineGap=12
     )
     if lines is not None:
         seg = lines[:, 0, :].astype(np.float32)

@@ -326,6 +326,7 @@ def make_photo(
         photo, _ = photograph(drawing, rng, (W // 2, H // 2))
         photo = cv2.resize(photo, (W, H), interpolation=cv2.INTER_LINEAR)
         noise = np.empty((H, W, 3), np.int16)
+        cv2.setRNGSeed(int(rng.integers(2**31)))  # OpenCV's generator, seeded from ours: deterministic
         cv2.randn(noise, 0, 3)
         photo = cv2.add(photo.astype(np.int16), noise, dtype=cv2.CV_8U)
     else:

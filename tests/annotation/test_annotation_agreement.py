@@ -217,7 +217,10 @@ def test_custom_column_names_and_rows_input() -> None:
         ([{"item": "a", "annotator": "x", "stage": "two"}], "whole number 0–4"),
         ([{"item": "a", "rater": "x", "stage": 1}], "lack column"),
         (
-            [{"item": "a", "annotator": "x", "stage": 1}, {"item": "a", "annotator": "x", "stage": 2}],
+            [
+                {"item": "a", "annotator": "x", "stage": 1},
+                {"item": "a", "annotator": "x", "stage": 2},
+            ],
             "same item twice",
         ),
     ],
@@ -228,7 +231,10 @@ def test_bad_labels_are_refused_with_a_clear_error(rows: list[dict], message: st
 
 
 def test_missing_stage_rows_are_ignored_and_single_rater_is_noted() -> None:
-    rows = [{"item": "a", "annotator": "x", "stage": 1}, {"item": "b", "annotator": "y", "stage": None}]
+    rows = [
+        {"item": "a", "annotator": "x", "stage": 1},
+        {"item": "b", "annotator": "y", "stage": None},
+    ]
     report = compute_agreement(rows)
     assert report.n_labels == 1 and report.n_annotators == 1 and report.pairs == []
     assert any("fewer than two annotators" in note for note in report.notes)

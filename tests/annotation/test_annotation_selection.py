@@ -26,7 +26,9 @@ def confident(rng: np.random.Generator, n: int) -> np.ndarray:
 
 def clustered(rng: np.random.Generator, n_clusters: int, per_cluster: int, d: int = 16):
     centres = np.eye(d)[:n_clusters] * 10.0
-    points = np.repeat(centres, per_cluster, axis=0) + rng.normal(0, 0.3, (n_clusters * per_cluster, d))
+    points = np.repeat(centres, per_cluster, axis=0) + rng.normal(
+        0, 0.3, (n_clusters * per_cluster, d)
+    )
     labels = np.repeat(np.arange(n_clusters), per_cluster)
     return points, labels
 
@@ -34,7 +36,8 @@ def clustered(rng: np.random.Generator, n_clusters: int, per_cluster: int, d: in
 def test_uncertainty_is_the_stage_standard_deviation() -> None:
     probs = np.array([PEAKED, FLAT, [0.5, 0, 0, 0, 0.5], [0, 0, 0.5, 0.5, 0]])
     np.testing.assert_allclose(
-        stage_uncertainty(probs), [np.sqrt(0.04 * 0 + 0.01 * (1 + 4 + 9 + 16) - 0.1**2), np.sqrt(2), 2.0, 0.5]
+        stage_uncertainty(probs),
+        [np.sqrt(0.04 * 0 + 0.01 * (1 + 4 + 9 + 16) - 0.1**2), np.sqrt(2), 2.0, 0.5],
     )
 
 

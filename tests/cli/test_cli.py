@@ -1,0 +1,175 @@
+"""The `spira` command line as a user runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from core.cli import app
+from vision.synthetic import make_photo
+
+runner = CliRunner()
+
+
+def test_help_explains_every_job():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for job in (
+        "demo",
+        "serve",
+        "ingest",
+        "embed",
+        "stages",
+        "train",
+        "models",
+        "users",
+        "assess",
+        "profiles",
+        "annotate",
+    ):
+        assert job in result.output
+    assert "--jsonl" in runner.invoke(app, ["stages", "--help"]).output
+
+
+def test_stages_prints_one_json_line_per_image_and_flags_unreadable(
+    spira_env, trained_model, tmp_path
+):
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(make_photo(0, 1, megapixels=0.4))
+    (folder / "sub" / "b.png").write_bytes(make_photo(4, 2, megapixels=0.3, fmt="png"))
+    (folder / "broken.jpg").write_bytes(b"this is not an image")
+    result = runner.invoke(app, ["stages", str(folder)])
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.exit_code == 1  # one file was unreadable
+    by_name = {line["path"].rsplit("/", 1)[-1]: line for line in lines}
+    assert set(by_name) == {"a.jpg", "b.png", "broken.jpg"}
+    assert "error" in by_name["broken.jpg"] and "text" in by_name["broken.jpg"]["error"].lower()
+    for name in ("a.jpg", "b.png"):
+        line = by_name[name]
+        assert len(line["stage_probs"]) == 5 and abs(sum(line["stage_probs"]) - 1) < 1e-4
+        assert 0 <= line["stage"] <= 4 and line["top_stage"] in range(5)
+        assert line["model"] == trained_model
+    assert by_name["b.png"]["stage"] > by_name["a.jpg"]["stage"]  # a scene is later than a scribble
+
+
+def test_stages_without_a_model_says_what_to_do(tmp_path, monkeypatch):
+    from core.config import get_settings
+
+    monkeypatch.setenv("SPIRA_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SPIRA_MODELS_DIR", str(tmp_path / "empty-models"))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["stages", str(tmp_path)])
+    get_settings.cache_clear()
+    assert result.exit_code == 2 and "spira train --synthetic" in result.output
+
+
+def test_users_add_validates_and_scopes(spira_env):
+    from core.db import migrate
+
+    migrate()
+    bad = runner.invoke(
+        app, ["users", "add", "--username", "x", "--password", "short", "--role", "educator"]
+    )
+    assert bad.exit_code == 2 and "8 characters" in bad.output
+    runner.invoke(app, ["demo", "--help"])
+    from core.db import session_factory
+    from core.demo import seed_structure
+
+    with session_factory()() as s:
+        seed_structure(s)
+        s.commit()
+    nounit = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "--username",
+            "x",
+            "--password",
+            "long-enough",
+            "--role",
+            "educator",
+            "--unit",
+            "Atlantis",
+        ],
+    )
+    assert nounit.exit_code == 2 and "Atlantis" in nounit.output and "Olympia" in nounit.output
+    ok = runner.invoke(
+        app,
+        [
+            "users",
+            "add",
+            "--username",
+            "x",
+            "--password",
+            "long-enough",
+            "--role",
+            "educator",
+            "--unit",
+            "Olympia",
+        ],
+    )
+    assert ok.exit_code == 0 and "Olympia" in ok.output
+    assert "x\teducator\tOlympia" in runner.invoke(app, ["users", "list"]).stdout
+
+
+def test_ingest_folder_reports_accepted_duplicate_and_rejected(spira_env, tmp_path):
+    from core.db import migrate, session_factory
+    from core.demo import seed_structure
+
+    migrate()
+    with session_factory()() as s:
+        seed_structure(s)
+        s.commit()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo = make_photo(2, 5, megapixels=0.4)
+    (folder / "one.jpg").write_bytes(photo)
+    (folder / "copy-of-one.jpg").write_bytes(photo)
+    (folder / "notes.txt").write_bytes(b"hello")
+    args = [
+        "ingest",
+        str(folder),
+        "--unit",
+        "Olympia",
+        "--group",
+        "Lingonet",
+        "--activity",
+        "teckning",
+        "--age-band",
+        "4-5",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "accepted 1, duplicate 1, rejected 1" in result.output and "notes.txt" in result.output
+    again = runner.invoke(app, args)
+    assert "accepted 0, duplicate 2, rejected 1" in again.output
+
+
+@pytest.mark.slow
+def test_demo_seeds_units_and_scores_photos_through_the_pipeline(spira_env, trained_model):
+    from sqlalchemy import func, select
+
+    from core.db import session_factory
+    from core.models import Photo, ResponseSheet, StageEstimate, Unit, UnitContext, User
+
+    result = runner.invoke(app, ["demo", "--no-serve", "--photos-per-term", "2"])
+    assert result.exit_code == 0, result.output
+    assert "rektor.olympia" in result.output  # users printed once with their passwords
+    with session_factory()() as s:
+        assert s.scalar(select(func.count()).select_from(Unit)) == 8
+        n_photos = s.scalar(select(func.count()).select_from(Photo))
+        assert n_photos == 8 * 2 * 2 * 2
+        assert (
+            s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "done"))
+            == n_photos
+        )
+        assert s.scalar(select(func.count()).select_from(StageEstimate)) == n_photos
+        assert s.scalar(select(func.count()).select_from(UnitContext)) == 16
+        assert s.scalar(select(func.count()).select_from(ResponseSheet)) > 500
+        assert s.scalar(select(func.count()).select_from(User)) == 18
+    again = runner.invoke(app, ["demo", "--no-serve", "--photos-per-term", "2"])
+    assert again.exit_code == 0 and "rektor.olympia" not in again.output  # nothing seeded twice
