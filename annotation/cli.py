@@ -108,7 +108,8 @@ def agreement_command(
     from annotation.store import agreement_report
 
     with _session() as session:
-        report = agreement_report(session)
+        result = agreement_report(session)
+    report = result.to_dict() if result is not None else {"n_labels": 0}
     if as_json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return

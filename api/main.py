@@ -73,6 +73,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(assessment.router)
     app.include_router(images.router)
     app.include_router(annotation_routes.router)
+    app.include_router(__import__("api.routes.admin", fromlist=["router"]).router)
     from api import pages
 
     app.include_router(pages.router)

@@ -80,48 +80,65 @@ def unit_progression(
     rows: pd.DataFrame, *, min_n: int, resamples: int = 1000, seed: int = 0
 ) -> list[dict]:
     """Per term (chronological): stage distribution, mean stage and age-adjusted index with 90 %
-    bootstrap intervals and n; figures on fewer than ``min_n`` photos are suppressed (None)."""
-    from core.domain import AGE_BANDS, EXPECTED_STAGE_BY_AGE_BAND, term_sort_key
+    bootstrap intervals and n, pooled and per age band; figures on fewer than ``min_n`` photos are
+    suppressed (None). Built on :mod:`profiles.progression`; adds the mean stage's own interval."""
+    from core.domain import EXPECTED_STAGE_BY_AGE_BAND
+    from profiles.progression import progression_from_photos, stage_distribution
+
+    if rows.empty:
+        return []
+    photos = rows.assign(unit=rows["unit"].astype(str))
+    pooled = progression_from_photos(photos, min_n=min_n, n_boot=resamples, seed=seed)
+    bands = progression_from_photos(
+        photos, min_n=min_n, n_boot=resamples, seed=seed, by_age_band=True
+    )
+    shares = stage_distribution(photos, min_n=min_n).set_index("term")
+
+    def figure(value, lo, hi) -> dict | None:
+        return (
+            None
+            if value is None or pd.isna(value)
+            else {"value": float(value), "lo": float(lo), "hi": float(hi)}
+        )
 
     out = []
-    for term in sorted(rows["term"].unique(), key=term_sort_key) if len(rows) else []:
-        t = rows[rows["term"] == term]
-        n = len(t)
-        stages = t["expected_stage"].to_numpy(dtype=float)
-        expected = t["age_band"].map(EXPECTED_STAGE_BY_AGE_BAND).to_numpy(dtype=float)
-        entry: dict = {"term": term, "n_photos": n, "suppressed": n < min_n, "by_age_band": []}
-        if n >= min_n:
+    for row in pooled.itertuples():
+        term_photos = photos[photos["term"] == row.term]
+        entry: dict = {
+            "term": row.term,
+            "n_photos": int(row.n_photos),
+            "suppressed": bool(row.suppressed),
+            "mean_stage": None,
+            "index": None,
+            "stage_distribution": None,
+            "by_age_band": [],
+        }
+        if not row.suppressed:
+            stages = term_photos["expected_stage"].to_numpy(dtype=float)
             lo, hi = bootstrap_mean_interval(stages, resamples=resamples, seed=seed)
-            ilo, ihi = bootstrap_mean_interval(stages - expected, resamples=resamples, seed=seed)
-            probs = t[["p0", "p1", "p2", "p3", "p4"]].to_numpy(dtype=float).mean(axis=0)
-            entry["mean_stage"] = {"value": float(stages.mean()), "lo": lo, "hi": hi}
-            entry["index"] = {"value": float((stages - expected).mean()), "lo": ilo, "hi": ihi}
-            entry["stage_distribution"] = [float(p) for p in probs]
-        else:
-            entry.update(mean_stage=None, index=None, stage_distribution=None)
-        for band in AGE_BANDS:
-            b = t[t["age_band"] == band]
-            if not len(b):
-                continue
-            vals = b["expected_stage"].to_numpy(dtype=float)
-            exp_b = EXPECTED_STAGE_BY_AGE_BAND[band]
-            row: dict = {
-                "age_band": band,
-                "n_photos": len(b),
-                "suppressed": len(b) < min_n,
-                "expected_stage_for_age": exp_b,
-                "mean_stage": None,
-                "index": None,
-            }
-            if len(b) >= min_n:
-                lo, hi = bootstrap_mean_interval(vals, resamples=resamples, seed=seed)
-                row["mean_stage"] = {"value": float(vals.mean()), "lo": lo, "hi": hi}
-                row["index"] = {
-                    "value": float(vals.mean() - exp_b),
-                    "lo": lo - exp_b,
-                    "hi": hi - exp_b,
+            entry["mean_stage"] = figure(stages.mean(), lo, hi)
+            entry["index"] = figure(row.index, row.index_lo, row.index_hi)
+            entry["stage_distribution"] = [
+                float(shares.loc[row.term, f"share_stage_{k}"]) for k in range(5)
+            ]
+        for band in bands[bands["term"] == row.term].itertuples():
+            expected = EXPECTED_STAGE_BY_AGE_BAND[band.age_band]
+            shown = not band.suppressed
+            entry["by_age_band"].append(
+                {
+                    "age_band": band.age_band,
+                    "n_photos": int(band.n_photos),
+                    "suppressed": bool(band.suppressed),
+                    "expected_stage_for_age": expected,
+                    # within one age band the mean stage is the index shifted by a constant
+                    "mean_stage": figure(
+                        band.mean_stage, band.index_lo + expected, band.index_hi + expected
+                    )
+                    if shown
+                    else None,
+                    "index": figure(band.index, band.index_lo, band.index_hi) if shown else None,
                 }
-            entry["by_age_band"].append(row)
+            )
         out.append(entry)
     return out
 

@@ -270,7 +270,9 @@ class Embedder:
         core = ov.Core()
         # LATENCY runs one batch across all cores, which is what a micro-batch worker wants
         return core.compile_model(
-            core.read_model(str(self._onnx_path(cache_dir))), "CPU", {"PERFORMANCE_HINT": "LATENCY"}
+            core.read_model(str(self._onnx_path(cache_dir))),
+            "CPU",
+            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
         )
 
     def _onnx_session(self, cache_dir: Path | None):

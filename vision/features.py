@@ -70,8 +70,10 @@ def ink_mask(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     dark = cv2.subtract(paper, grey) > 28
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     chroma = (hsv[..., 1] > 70) & (hsv[..., 2] > 40)
-    ink = (dark | chroma).astype(np.uint8)
-    ink = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    ink = np.asarray(
+        cv2.morphologyEx((dark | chroma).astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)),
+        dtype=np.uint8,
+    )
     return ink, chroma & ink.astype(bool)
 
 

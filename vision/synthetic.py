@@ -326,8 +326,9 @@ def make_photo(
         photo, _ = photograph(drawing, rng, (W // 2, H // 2))
         photo = cv2.resize(photo, (W, H), interpolation=cv2.INTER_LINEAR)
         noise = np.empty((H, W, 3), np.int16)
-        cv2.setRNGSeed(int(rng.integers(2**31)))  # OpenCV's generator, seeded from ours: deterministic
-        cv2.randn(noise, 0, 3)
+        # OpenCV's generator, seeded from ours, keeps the photo deterministic for a seed
+        cv2.setRNGSeed(int(rng.integers(2**31)))
+        cv2.randn(noise, np.zeros(3), np.full(3, 3.0))
         photo = cv2.add(photo.astype(np.int16), noise, dtype=cv2.CV_8U)
     else:
         photo, _ = photograph(drawing, rng, (W, H))

@@ -1,0 +1,92 @@
+"""The queue worker: micro-batches, state in the database, resume after a crash, nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from core.models import Embedding, Photo, StageEstimate
+
+
+@pytest.fixture
+def queued(spira_env, trained_model):
+    from core.db import migrate, session_factory
+    from core.demo import seed_structure
+    from core.models import Group, Unit
+    from core.storage import get_store
+    from vision.photos import accept_photo
+    from vision.synthetic import make_photo
+
+    migrate()
+    factory = session_factory()
+    with factory() as s:
+        seed_structure(s)
+        s.commit()
+        unit = s.scalar(select(Unit).where(Unit.name == "Öknen"))
+        group = s.scalar(select(Group).where(Group.unit_id == unit.id))
+        for k in range(6):
+            accept_photo(
+                session=s,
+                store=get_store(),
+                data=make_photo(k % 5, 300 + k, megapixels=0.3),
+                unit=unit,
+                group=group,
+                activity="teckning",
+                age_band="2-3",
+            )
+    return factory
+
+
+def _counts(factory):
+    with factory() as s:
+        done = s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "done"))
+        pending = s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "pending"))
+        emb = s.scalar(select(func.count()).select_from(Embedding))
+        est = s.scalar(select(func.count()).select_from(StageEstimate))
+    return done, pending, emb, est
+
+
+def test_crash_mid_queue_resumes_without_processing_twice(queued, monkeypatch, trained_model):
+    import vision.worker as worker
+    from core.storage import get_store
+    from training.registry import load_model
+
+    model = load_model(trained_model)
+    real = worker.drawing_features_batch
+    calls = {"n": 0}
+
+    def crash_on_second_batch(images):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("power cut")
+        return real(images)
+
+    monkeypatch.setattr(worker, "drawing_features_batch", crash_on_second_batch)
+    with pytest.raises(RuntimeError, match="power cut"):
+        worker.drain(queued, get_store(), model, batch=3)
+    assert _counts(queued) == (3, 3, 3, 3)  # the crashed batch left no partial rows
+
+    monkeypatch.setattr(worker, "drawing_features_batch", real)
+    assert worker.drain(queued, get_store(), model, batch=3) == 3
+    assert _counts(queued) == (6, 0, 6, 6)
+    assert worker.drain(queued, get_store(), model, batch=3) == 0
+
+
+def test_unreadable_stored_image_fails_after_retries_and_does_not_block_the_queue(
+    queued, trained_model
+):
+    from core.storage import get_store
+    from training.registry import load_model
+    from vision.worker import MAX_ATTEMPTS, drain
+
+    with queued() as s:
+        photo = s.scalars(select(Photo).order_by(Photo.created_at)).first()
+        get_store().path_for(photo.content_key).write_bytes(b"corrupted on disk")
+        bad_id = photo.id
+    model = load_model(trained_model)
+    for _ in range(MAX_ATTEMPTS):
+        drain(queued, get_store(), model, batch=10)
+    with queued() as s:
+        bad = s.get(Photo, bad_id)
+        assert bad.status == "failed" and "unreadable" in bad.error
+        assert s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "done")) == 5

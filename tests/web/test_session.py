@@ -1,0 +1,155 @@
+"""The page session: HttpOnly cookie, CSRF on writes, logout, expiry, rate limit; the page shells."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from core.models import Photo
+from tests.api.conftest import PASSWORD
+
+
+def _login(client, username: str = "edu", password: str = PASSWORD):
+    return client.post("/session/login", data={"username": username, "password": password})
+
+
+def _upload(client, unit_id: int, group_id: int, band: str, headers: dict[str, str]):
+    from vision.synthetic import make_photo
+
+    return client.post(
+        "/api/photos",
+        headers=headers,
+        files={"file": ("teckning.jpg", make_photo(2, 7, megapixels=0.3), "image/jpeg")},
+        data={"unit_id": unit_id, "group_id": group_id, "activity": "teckning", "age_band": band},
+    )
+
+
+def _photos(client) -> int:
+    with client.factory() as s:
+        return int(s.scalar(select(func.count()).select_from(Photo)))
+
+
+@pytest.fixture
+def fresh_limiter(monkeypatch):
+    """A limiter of its own, so failures here block no other test (the limiter is process-wide)."""
+    from api.routes import auth
+
+    limiter = auth.LoginLimiter()
+    monkeypatch.setattr(auth, "limiter", limiter)
+    return limiter
+
+
+def test_login_sets_http_only_strict_cookie_and_returns_csrf_and_units(api):
+    r = _login(api)
+    assert r.status_code == 200, r.text
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("spira_session=")
+    low = cookie.lower()
+    assert "httponly" in low and "samesite=strict" in low and "path=/" in low
+    assert "max-age=28800" in low  # settings.session_minutes (8 h) in seconds
+    assert r.headers["cache-control"] == "no-store"
+    body = r.json()
+    assert len(body["csrf_token"]) >= 32 and body["expires_in"] == 8 * 60 * 60
+    assert body["user"]["role"] == "educator"
+    (unit,) = body["user"]["units"]
+    assert unit["name"] == "Olympia"
+    assert {g["age_band"] for g in unit["groups"]} == {"2-3", "4-5"}
+    # the token is in the cookie only, never in the answer
+    assert api.cookies["spira_session"] not in r.text
+
+
+def test_cookie_session_reads_and_me_returns_the_same_csrf(api):
+    csrf = _login(api).json()["csrf_token"]
+    units = api.get("/api/units")
+    assert units.status_code == 200 and [u["name"] for u in units.json()] == ["Olympia"]
+    me = api.get("/session/me")
+    assert me.status_code == 200
+    assert me.json()["csrf_token"] == csrf and me.json()["user"]["username"] == "edu"
+    assert 0 < me.json()["expires_in"] <= 8 * 60 * 60
+
+
+def test_cookie_writes_need_the_sessions_csrf_token(api):
+    body = _login(api).json()
+    unit = body["user"]["units"][0]
+    unit_id, group = unit["id"], unit["groups"][0]
+    missing = _upload(api, unit_id, group["id"], group["age_band"], {})
+    wrong = _upload(api, unit_id, group["id"], group["age_band"], {"X-CSRF-Token": "x" * 43})
+    assert missing.status_code == 403 and "CSRF" in missing.json()["detail"]
+    assert wrong.status_code == 403 and "CSRF" in wrong.json()["detail"]
+    assert _photos(api) == 0  # refused writes change nothing
+    ok = _upload(
+        api, unit_id, group["id"], group["age_band"], {"X-CSRF-Token": body["csrf_token"]}
+    )
+    assert ok.status_code == 201, ok.text
+    assert _photos(api) == 1
+    # another session's token does not fit this session
+    other = _login(api).json()["csrf_token"]
+    assert other != body["csrf_token"]
+
+
+def test_logout_clears_the_cookie(api):
+    _login(api)
+    assert api.get("/api/units").status_code == 200
+    out = api.post("/session/logout")
+    assert out.status_code == 200 and out.json() == {"signed_out": True}
+    assert "spira_session" not in api.cookies
+    assert api.get("/api/units").status_code == 401
+    assert api.get("/session/me").status_code == 401
+    # signing out again (already signed out) still succeeds
+    assert api.post("/session/logout").status_code == 200
+
+
+def test_expired_or_foreign_session_is_401(api):
+    from core.security import create_token
+
+    from core.models import User
+
+    with api.factory() as s:
+        uid = s.scalar(select(User.id).where(User.username == "edu"))
+    expired = create_token(str(uid), purpose="session", minutes=-1, extra={"csrf": "c" * 43})
+    api.cookies.set("spira_session", expired)
+    r = api.get("/api/units")
+    assert r.status_code == 401 and "expired" in r.json()["detail"]
+    assert api.get("/session/me").status_code == 401
+    w = api.post("/api/photos", headers={"X-CSRF-Token": "c" * 43})
+    assert w.status_code == 401
+    # a bearer (access) token placed in the cookie is not a session
+    access = create_token(str(uid), purpose="access", minutes=5)
+    api.cookies.set("spira_session", access)
+    assert api.get("/api/units").status_code == 401
+    assert api.get("/session/me").status_code == 401
+
+
+def test_repeated_failures_are_rate_limited(api, fresh_limiter):
+    for _ in range(fresh_limiter.attempts):
+        r = _login(api, "boss", "wrong-password")
+        assert r.status_code == 401 and "wrong" in r.json()["detail"]
+    blocked = _login(api, "boss", PASSWORD)  # even the right password now waits
+    assert blocked.status_code == 429 and "too many" in blocked.json()["detail"]
+    assert "spira_session" not in api.cookies
+    # the bearer sign-in shares the limit
+    token = api.post("/api/token", data={"username": "boss", "password": PASSWORD})
+    assert token.status_code == 429
+    # another user from the same address is not blocked
+    assert _login(api, "edu").status_code == 200
+
+
+def test_pages_are_shells_with_module_scripts_allowed_by_the_csp(api):
+    csp = api.get("/health").headers["content-security-policy"]
+    assert "default-src 'self'" in csp
+    for path, script in [("/", "/static/home.js"), ("/upload", "/static/upload.js")]:
+        r = api.get(path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+        html = r.text
+        assert f'<script type="module" src="{script}"></script>' in html
+        # the CSP forbids inline scripts, so none may exist
+        assert html.count("<script") == 1
+        js = api.get(script)
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    upload = api.get("/upload").text
+    assert 'capture="environment"' in upload and upload.count('type="file"') == 2
+    assert api.get("/static/i18n.js").text.count("refused_format") == 3  # sv, en, rule
+    # the session routes are documented; the page shells are not
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {"/session/login", "/session/logout", "/session/me"} <= set(paths)
+    assert "/upload" not in paths and "/" not in paths
