@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -109,7 +110,7 @@ def agreement_command(
 
     with _session() as session:
         result = agreement_report(session)
-    report = result.to_dict() if result is not None else {"n_labels": 0}
+    report: dict[str, Any] = result.to_dict() if result is not None else {"n_labels": 0}
     if as_json:
         print(json.dumps(report, ensure_ascii=False, default=str))
         return

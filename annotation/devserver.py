@@ -131,7 +131,8 @@ def running_label_studio(
     if not binary.exists():
         raise FileNotFoundError(f"{binary} not found; install it with scripts/label_studio.sh")
     port = port or free_port()
-    password = password or secrets.token_urlsafe(16)
+    # a leading "-" would be read as an option by label-studio's argument parser
+    password = password or "pw" + secrets.token_urlsafe(16)
     token = token or secrets.token_hex(20)
     own_dir = data_dir is None
     root = Path(tempfile.mkdtemp(prefix="spira-ls-")) if data_dir is None else Path(data_dir)

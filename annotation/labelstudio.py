@@ -314,10 +314,7 @@ class LabelStudioClient:
             )
             return int(created.id)
         current = self.sdk.projects.get(id=project_id)
-        if (
-            current.label_config != config
-            or current.maximum_annotations != annotations_per_task
-        ):
+        if current.label_config != config or current.maximum_annotations != annotations_per_task:
             self.sdk.projects.update(
                 id=project_id, label_config=config, maximum_annotations=annotations_per_task
             )

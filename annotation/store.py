@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from annotation.agreement import AgreementReport
 from annotation.labelstudio import AnnotationRow, Prediction, TaskSpec
 from annotation.selection import select_for_labelling
 from core.models import Annotation, Embedding, Photo, StageEstimate
@@ -124,7 +125,9 @@ def store_annotations(session: Session, rows: Iterable[AnnotationRow]) -> tuple[
                 Annotation.source == "label_studio", Annotation.external_id == external
             )
         )
-        annotator = row.get("annotator_email") or str(row["annotator"])
+        # Label Studio's user id, not the e-mail: webhook payloads carry only the id, and the same
+        # researcher must be the same annotator however the label arrived
+        annotator = f"label-studio-user-{row['annotator']}"
         when = row["annotated_at"]
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
@@ -150,15 +153,15 @@ def store_annotations(session: Session, rows: Iterable[AnnotationRow]) -> tuple[
     return added, updated
 
 
-def agreement_report(session: Session, *, min_items: int = 5, n_bootstrap: int = 1000) -> dict:
-    """Agreement among the stored labels (pairwise QWK, Krippendorff's alpha, vs consensus)."""
+def agreement_report(
+    session: Session, *, min_items: int = 5, n_bootstrap: int = 1000
+) -> AgreementReport | None:
+    """Agreement among the stored labels (pairwise QWK, Krippendorff's alpha, each vs consensus),
+    or None when no label is stored yet."""
     from annotation.agreement import compute_agreement
     from training.labels import label_table
 
     labels = label_table(session)
     if labels.empty:
-        return {"n_labels": 0, "n_items": 0, "notes": ["no labels stored yet"]}
-    report = compute_agreement(
-        labels, item="photo_id", min_items=min_items, n_bootstrap=n_bootstrap
-    )
-    return report.to_dict()
+        return None
+    return compute_agreement(labels, item="photo_id", min_items=min_items, n_bootstrap=n_bootstrap)

@@ -8,10 +8,10 @@ import shutil
 import tempfile
 import zipfile
 from datetime import datetime
-from pathlib import Path
-from typing import Any
+from pathlib import Path as FilePath
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import CurrentUser, SessionDep, can_read_unit, can_upload_to_unit, require_role
@@ -39,7 +39,10 @@ class AuditEventOut(BaseModel):
     summary="Delete a photo and its stored files (an educator of its unit, or an administrator)",
 )
 def delete_photo_route(
-    request: Request, session: SessionDep, user: CurrentUser, photo_id: str
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    photo_id: Annotated[str, Path(max_length=32)],
 ) -> Response:
     photo = session.get(Photo, photo_id)
     if photo is None or not can_read_unit(user, photo.unit_id):
@@ -81,12 +84,15 @@ def audit_route(
     summary="Everything stored for a unit as a ZIP: tables (JSON and CSV) and processed images (admins)",
 )
 def export_unit_route(
-    request: Request, session: SessionDep, unit_id: int, user: User = require_role("admin")
+    request: Request,
+    session: SessionDep,
+    unit_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    user: User = require_role("admin"),
 ) -> Response:
     unit = session.get(Unit, unit_id)
     if unit is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no unit {unit_id}")
-    workdir = Path(tempfile.mkdtemp(prefix="spira-export-"))
+    workdir = FilePath(tempfile.mkdtemp(prefix="spira-export-"))
     try:
         result = export_unit(
             session, request.app.state.store, unit.name, workdir, actor=user.username

@@ -7,7 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
+from annotation.agreement import AgreementReport
 from api.deps import SessionDep, require_role
+from api.schemas import ErrorOut
 from core.audit import record
 from core.config import get_settings
 from core.models import User
@@ -47,11 +49,18 @@ async def webhook(
 
 @router.get(
     "/agreement",
-    summary="Agreement between researchers' stage labels (QWK, Krippendorff's alpha, n)",
+    response_model=AgreementReport,
+    responses={404: {"model": ErrorOut}},
+    summary="Agreement between researchers' stage labels (QWK, Krippendorff's alpha, each vs consensus, n)",
 )
 def agreement(
     session: SessionDep, user: User = require_role("researcher", "admin")
-) -> dict[str, Any]:
+) -> AgreementReport:
     from annotation.store import agreement_report
 
-    return agreement_report(session)
+    report = agreement_report(session)
+    if report is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail="no labels stored yet; run `spira annotate pull`"
+        )
+    return report

@@ -104,7 +104,7 @@ def logout(request: Request, response: Response) -> SignedOut:
     response.delete_cookie(
         COOKIE, path="/", httponly=True, samesite="strict", secure=_secure_cookie(request)
     )
-    return SignedOut()
+    return SignedOut(signed_out=True)
 
 
 @router.get(

@@ -58,6 +58,7 @@ export const STRINGS = {
     state_already: "Fanns redan – sparad en gång ✓",
     state_refused: "Avvisad",
     offline: "Ingen uppkoppling. Fotona sparas på plattan och skickas när uppkopplingen är tillbaka.",
+    pending_one: "1 foto väntar på att skickas.",
     pending_count: "{n} foton väntar på att skickas.",
     privacy_note: "Ansikten suddas och platsdata tas bort innan fotot sparas. Skriv aldrig barns namn.",
     // refusals (the API's reasons, translated)
@@ -131,6 +132,7 @@ export const STRINGS = {
     state_already: "Already there – stored once ✓",
     state_refused: "Refused",
     offline: "No connection. The photos are kept on the tablet and sent when the connection is back.",
+    pending_one: "1 photo waiting to be sent.",
     pending_count: "{n} photos waiting to be sent.",
     privacy_note: "Faces are blurred and location data removed before a photo is stored. Never write children's names.",
     refused_format: "This file format is not supported. Use JPEG, PNG, WebP or HEIC.",

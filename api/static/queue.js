@@ -71,9 +71,10 @@ export async function updateItem(key, fields) {
   });
 }
 
-/** Delete items in a final state (sent or refused); returns how many. */
-export async function clearFinished() {
-  const done = (await listItems()).filter((i) => FINAL_STATES.has(i.state));
+/** Delete items in a final state (sent or refused) queued more than `olderThanMs` ago; returns how many. */
+export async function clearFinished(olderThanMs = 0) {
+  const cutoff = Date.now() - olderThanMs;
+  const done = (await listItems()).filter((i) => FINAL_STATES.has(i.state) && i.added_at <= cutoff);
   await tx("readwrite", (store) => Promise.all(done.map((i) => request(store.delete(i.key)))));
   return done.length;
 }

@@ -8,41 +8,53 @@ import { csrfToken, loadSession, session, signOut } from "./session.js";
 const MAX_SIDE = 2048; // px on the long side: plenty for stage scoring, a fraction of the bytes
 const JPEG_QUALITY = 0.9;
 const CHOICE_KEY = "spira.upload.choice";
+const FINISHED_KEPT_MS = 24 * 60 * 60 * 1000; // sent/refused items stay listed for a day
 
 const $ = (id) => document.getElementById(id);
 const progress = new Map(); // item key -> upload percent while sending
 const thumbs = new Map(); // item key -> object URL of its preview
 
+const THUMB_SIDE = 192; // px: the preview kept with the queue item, also after it was sent
+
+/** The bitmap drawn at `w`×`h` px and encoded as a JPEG blob of `quality` (0–1). */
+async function encodeJPEG(bitmap, w, h, quality) {
+  if (typeof OffscreenCanvas !== "undefined") {
+    const canvas = new OffscreenCanvas(w, h);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
+    return canvas.convertToBlob({ type: "image/jpeg", quality });
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", quality));
+}
+
+/** Width and height scaled so the long side is at most `side` px (never enlarged). */
+function fit(bitmap, side) {
+  const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
+  return [Math.max(1, Math.round(bitmap.width * scale)), Math.max(1, Math.round(bitmap.height * scale))];
+}
+
 /**
  * The photo as a JPEG blob at most MAX_SIDE px on its long side (EXIF orientation applied, metadata
- * dropped by re-encoding). Returns the original file when the browser cannot decode it (e.g. HEIC
- * outside Safari): the server recognises the format from the bytes and answers clearly.
+ * dropped by re-encoding), with a small preview. Returns the original file (and no preview) when
+ * the browser cannot decode it (e.g. HEIC outside Safari): the server recognises the format from
+ * the bytes and either accepts it or says clearly why not.
  */
 export async function downscale(file) {
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch {
-    return { blob: file, name: file.name || "photo", scaled: false };
+    return { blob: file, thumb: null, name: file.name || "photo", scaled: false };
   }
   try {
-    const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
-    const w = Math.max(1, Math.round(bitmap.width * scale));
-    const h = Math.max(1, Math.round(bitmap.height * scale));
-    let blob;
-    if (typeof OffscreenCanvas !== "undefined") {
-      const canvas = new OffscreenCanvas(w, h);
-      canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
-      blob = await canvas.convertToBlob({ type: "image/jpeg", quality: JPEG_QUALITY });
-    } else {
-      const canvas = document.createElement("canvas");
-      canvas.width = w;
-      canvas.height = h;
-      canvas.getContext("2d").drawImage(bitmap, 0, 0, w, h);
-      blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
-    }
+    const [w, h] = fit(bitmap, MAX_SIDE);
+    const blob = await encodeJPEG(bitmap, w, h, JPEG_QUALITY);
+    const thumb = await encodeJPEG(bitmap, ...fit(bitmap, THUMB_SIDE), 0.7);
     const base = (file.name || "photo").replace(/\.[^.]*$/, "");
-    return { blob, name: `${base}.jpg`, scaled: true, width: w, height: h };
+    return { blob, thumb, name: `${base}.jpg`, scaled: true, width: w, height: h };
   } finally {
     bitmap.close();
   }
@@ -133,6 +145,7 @@ async function enqueue(files) {
     const prepared = await downscale(file);
     const item = newItem(prepared.blob, prepared.name, meta);
     item.scaled = prepared.scaled;
+    item.thumb = prepared.thumb;
     await putItem(item);
     await render();
   }
@@ -160,11 +173,17 @@ function itemRow(item) {
   li.className = `item state-${item.state}`;
   li.dataset.key = item.key;
   li.dataset.state = item.state;
-  if (item.blob && !thumbs.has(item.key)) thumbs.set(item.key, URL.createObjectURL(item.blob));
-  const img = document.createElement("img");
-  img.alt = "";
+  if (item.thumb && !thumbs.has(item.key)) thumbs.set(item.key, URL.createObjectURL(item.thumb));
+  let img;
+  if (thumbs.has(item.key)) {
+    img = document.createElement("img");
+    img.alt = "";
+    img.src = thumbs.get(item.key);
+  } else {
+    img = document.createElement("div"); // not an image the browser can show
+    img.setAttribute("aria-hidden", "true");
+  }
   img.className = "thumb";
-  if (thumbs.has(item.key)) img.src = thumbs.get(item.key);
   const body = document.createElement("div");
   body.className = "item-body";
   const name = document.createElement("div");
@@ -202,7 +221,7 @@ async function render() {
   list.replaceChildren(...items.slice().reverse().map(itemRow));
   $("queue-empty").hidden = items.length > 0;
   const waiting = items.filter((i) => !["sent", "refused"].includes(i.state)).length;
-  $("pending").textContent = waiting ? t("pending_count", { n: waiting }) : "";
+  $("pending").textContent = waiting ? t(waiting === 1 ? "pending_one" : "pending_count", { n: waiting }) : "";
   $("clear-done").hidden = !items.some((i) => ["sent", "refused"].includes(i.state));
   $("offline").hidden = navigator.onLine;
   // Free previews of items that are gone
@@ -307,6 +326,7 @@ async function main() {
     if (document.querySelector(".state-waiting")) scheduleRender();
   }, 1000);
 
+  await clearFinished(FINISHED_KEPT_MS);
   await render();
   let s = null;
   try {

@@ -6,6 +6,7 @@ or by calling :func:`annotation.devserver.running_label_studio` themselves.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +22,8 @@ def label_studio_server() -> Iterator[LabelStudioServer]:
     never skips).
     """
     if not DEFAULT_LABEL_STUDIO_BIN.exists():
+        if os.environ.get("SPIRA_REQUIRE_LABEL_STUDIO") == "1":
+            pytest.fail(f"SPIRA_REQUIRE_LABEL_STUDIO=1 but {DEFAULT_LABEL_STUDIO_BIN} is missing")
         pytest.skip(
             f"Label Studio is not installed at {DEFAULT_LABEL_STUDIO_BIN}; "
             "run scripts/label_studio.sh"

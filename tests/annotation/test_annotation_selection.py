@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from annotation.selection import k_center_greedy, select_for_labelling, stage_uncertainty
+from annotation.selection import (
+    Strategy,
+    k_center_greedy,
+    select_for_labelling,
+    stage_uncertainty,
+)
 
 PEAKED = [0.96, 0.01, 0.01, 0.01, 0.01]
 FLAT = [0.2, 0.2, 0.2, 0.2, 0.2]
@@ -102,7 +107,7 @@ def test_hybrid_covers_clusters_among_the_uncertain() -> None:
 
 
 @pytest.mark.parametrize("strategy", ["uncertainty", "diverse", "hybrid", "random"])
-def test_deterministic_excludes_labelled_and_caps_at_pool(strategy: str) -> None:
+def test_deterministic_excludes_labelled_and_caps_at_pool(strategy: Strategy) -> None:
     rng = np.random.default_rng(4)
     probs, emb = softmaxish(rng, 30, 2.0), rng.normal(size=(30, 8))
     ids = [f"photo-{i}" for i in range(30)]

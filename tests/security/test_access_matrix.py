@@ -108,9 +108,11 @@ def app_routes(app) -> set[tuple[str, str]]:
             else:
                 yield route
 
-    found = set()
+    found: set[tuple[str, str]] = set()
     for route in walk(app.routes):
-        path = getattr(route, "path", "") or getattr(getattr(route, "original_route", None), "path", "")
+        path = getattr(route, "path", "") or getattr(
+            getattr(route, "original_route", None), "path", ""
+        )
         methods = set(getattr(route, "methods", None) or ()) - {"HEAD"} or {"GET"}
         found.update((m, path) for m in methods)
     return found
@@ -149,7 +151,9 @@ class Context:
                 for scope, unit in self.units.items()
             }
         library = sorted(load_case_library(), key=lambda c: c.id)
-        bands = {g.age_band for g in self.groups["own"]} & {g.age_band for g in self.groups["other"]}
+        bands = {g.age_band for g in self.groups["own"]} & {
+            g.age_band for g in self.groups["other"]
+        }
         self.case = next(c for c in library if set(c.age_bands) & bands)
         self.band = sorted(set(self.case.age_bands) & bands)[0]
 
@@ -204,7 +208,12 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
             path,
             headers=headers,
             files={"file": ("x.jpg", distinct_jpeg(next(ctx.seed)), "image/jpeg")},
-            data={"unit_id": unit_id, "group_id": group.id, "activity": "lek", "age_band": ctx.band},
+            data={
+                "unit_id": unit_id,
+                "group_id": group.id,
+                "activity": "lek",
+                "age_band": ctx.band,
+            },
         )
     if path.endswith("/what-if"):
         return client.post(path, headers=headers, json={"changes": {"no_such_column": 1.0}})
@@ -220,7 +229,9 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
         return client.post(path, headers=headers, json=body)
     if path.endswith("/import"):
         return client.post(
-            path, headers=headers, files={"file": ("x.csv", b"unit,term\nOlympia,2026-VT\n", "text/csv")}
+            path,
+            headers=headers,
+            files={"file": ("x.csv", b"unit,term\nOlympia,2026-VT\n", "text/csv")},
         )
     if path == "/api/annotations/webhook":
         return client.post(path, headers=headers, json={"action": "ANNOTATION_CREATED"})
@@ -235,7 +246,9 @@ def test_authorisation_matrix(api):
             expected = row[role][0 if scope == "own" else 1]
             r = _request(ctx, method, path, role, scope)
             if r.status_code != expected:
-                wrong.append(f"{method} {path} as {role} on {scope} unit: {r.status_code} != {expected} ({r.text[:120]})")
+                wrong.append(
+                    f"{method} {path} as {role} on {scope} unit: {r.status_code} != {expected} ({r.text[:120]})"
+                )
     api.cookies.clear()
     assert not wrong, "\n".join(wrong)
 

@@ -92,7 +92,14 @@ def test_file_names_and_content_types_are_ignored_and_nothing_escapes_storage(
     ]
     for i, (name, ctype) in enumerate(names):
         r = upload(
-            api, edu, distinct_jpeg(100 + i), unit_id, group_id, band, filename=name, content_type=ctype
+            api,
+            edu,
+            distinct_jpeg(100 + i),
+            unit_id,
+            group_id,
+            band,
+            filename=name,
+            content_type=ctype,
         )
         assert r.status_code == 201, (name, r.text)
     outside_after = sorted(
@@ -161,7 +168,8 @@ def test_bad_ratings_files_name_row_and_column_and_import_nothing(api):
     bad_unit = ["s2", "Atlantis", *good[2:]]
     bad_date = ["s3", *good[1:8], "31/02/2026"]
     csv_text = "\n".join(
-        ",".join(str(v) for v in row) for row in [RATING_HEADER, good, bad_level, bad_unit, bad_date]
+        ",".join(str(v) for v in row)
+        for row in [RATING_HEADER, good, bad_level, bad_unit, bad_date]
     )
     before = _counts(api)
     cases = [
@@ -209,8 +217,16 @@ def test_bad_context_files_name_row_and_column_and_import_nothing(api):
         return "\n".join(",".join(str(v) for v in row) for row in rows).encode()
 
     cases = [
-        ("context.csv", csv_of(CONTEXT_HEADER, good, bad_term, bad_share), ["row 3", "term", "row 4"]),
-        ("context.xlsx", _xlsx([CONTEXT_HEADER, good, bad_share]), ["row 3", "share_trained_staff"]),
+        (
+            "context.csv",
+            csv_of(CONTEXT_HEADER, good, bad_term, bad_share),
+            ["row 3", "term", "row 4"],
+        ),
+        (
+            "context.xlsx",
+            _xlsx([CONTEXT_HEADER, good, bad_share]),
+            ["row 3", "share_trained_staff"],
+        ),
         ("context.csv", csv_of(CONTEXT_HEADER, good, unknown_unit), ["row", "unit", "Atlantis"]),
         ("context.csv", csv_of(CONTEXT_HEADER[:3], good[:3]), ["n_groups"]),
         ("context.txt", b"unit;term\n", ["csv"]),
@@ -236,7 +252,10 @@ def test_bad_case_files_name_file_field_and_reason(tmp_path):
     (tmp_path / "syntax.yaml").write_text("id: [unclosed\nrubric: {", encoding="utf-8")
     levels_gap = {**good, "id": "gap-id"}
     levels_gap["rubric"] = [
-        {**good["rubric"][0], "levels": [{"level": 0, "descriptor": "a"}, {"level": 2, "descriptor": "b"}]}
+        {
+            **good["rubric"][0],
+            "levels": [{"level": 0, "descriptor": "a"}, {"level": 2, "descriptor": "b"}],
+        }
     ]
     (tmp_path / "levels.yaml").write_text(yaml.safe_dump(levels_gap), encoding="utf-8")
     (tmp_path / "duplicate.yml").write_text(yaml.safe_dump(good), encoding="utf-8")
@@ -265,7 +284,9 @@ def test_unknown_unit_in_context_file_is_reported_on_its_own_row(api):
     unknown_unit = ["Atlantis", *good[1:]]
     data = "\n".join(",".join(str(v) for v in row) for row in (CONTEXT_HEADER, good, unknown_unit))
     r = api.post(
-        "/api/context/import", headers=adm, files={"file": ("context.csv", data.encode(), "text/csv")}
+        "/api/context/import",
+        headers=adm,
+        files={"file": ("context.csv", data.encode(), "text/csv")},
     )
     assert r.status_code == 422
     assert "row 3" in r.json()["detail"]

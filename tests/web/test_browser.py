@@ -59,7 +59,7 @@ def _stored_photos(server) -> list[Photo]:
 
 def test_educator_uploads_through_a_lost_connection_and_principal_sees_it_once(
     chromium, live_server, tmp_path, screenshots
-):
+) -> None:
     url = live_server.url
     context = chromium.new_context(viewport=TABLET, locale="sv-SE", device_scale_factor=1)
     page = context.new_page()
@@ -205,7 +205,7 @@ def test_educator_uploads_through_a_lost_connection_and_principal_sees_it_once(
     context.close()
 
 
-def test_principal_of_another_unit_sees_only_their_own(chromium, live_server, screenshots):
+def test_principal_of_another_unit_sees_only_their_own(chromium, live_server, screenshots) -> None:
     url = live_server.url
     context = chromium.new_context(viewport=PHONE)
     page = context.new_page()

@@ -77,9 +77,7 @@ def test_cookie_writes_need_the_sessions_csrf_token(api):
     assert missing.status_code == 403 and "CSRF" in missing.json()["detail"]
     assert wrong.status_code == 403 and "CSRF" in wrong.json()["detail"]
     assert _photos(api) == 0  # refused writes change nothing
-    ok = _upload(
-        api, unit_id, group["id"], group["age_band"], {"X-CSRF-Token": body["csrf_token"]}
-    )
+    ok = _upload(api, unit_id, group["id"], group["age_band"], {"X-CSRF-Token": body["csrf_token"]})
     assert ok.status_code == 201, ok.text
     assert _photos(api) == 1
     # another session's token does not fit this session
@@ -100,9 +98,8 @@ def test_logout_clears_the_cookie(api):
 
 
 def test_expired_or_foreign_session_is_401(api):
-    from core.security import create_token
-
     from core.models import User
+    from core.security import create_token
 
     with api.factory() as s:
         uid = s.scalar(select(User.id).where(User.username == "edu"))
