@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.routes import annotations as annotation_routes
-from api.routes import assessment, auth, images, photos, units
+from api.routes import assessment, auth, images, photos, research, units
 from core.config import get_settings
 from core.db import migrate, session_factory
 from core.storage import BlobStore
@@ -73,6 +73,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(assessment.router)
     app.include_router(images.router)
     app.include_router(annotation_routes.router)
+    app.include_router(research.router)
     app.include_router(__import__("api.routes.admin", fromlist=["router"]).router)
     from api import pages
 

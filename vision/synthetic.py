@@ -1,345 +1,771 @@
 """Seeded synthetic children's drawings (stages 0–4), "photographed" like a tablet photo.
 
-For tests, benchmarks and the demo only: a model trained on these says nothing about real drawings.
-Each stage follows DESIGN.md's progression (after Lowenfeld and Kellogg): 0 random scribble, 1
-controlled scribble, 2 first enclosed shapes, 3 pre-schematic (tadpole figures, floating objects),
-4 schematic (figures with bodies, ground and sky line, ordered space). Strokes are crayon (thick,
-textured) or pencil (thin, grey); amount and size vary within a stage so stages overlap a little.
+For tests, benchmarks and the demo only: a model trained on these says nothing about real drawings,
+and they are never the only evidence that the real path works.
+
+Each stage follows DESIGN.md's progression (after Lowenfeld and Kellogg):
+
+- 0 random scribble: chaotic, overlapping strokes that wander and double back;
+- 1 controlled scribble: repeated lines, zig-zags, loops and spirals;
+- 2 first enclosed shapes: circles, crosses, mandalas (a circle with a cross) and suns;
+- 3 pre-schematic: tadpole figures (a head circle with lines for limbs) and objects floating on
+  the page at random sizes;
+- 4 schematic: figures with bodies standing on a ground line, a sky line, house, tree and sun in
+  ordered space.
+
+A drawing is made with crayons (thick, waxy strokes that skip over the paper grain) or a pencil
+(thin, grey), in colours from a child's palette. Amount, size and placement vary within a stage
+so neighbouring stages overlap a little, as real drawings do.
+
+Public API: :func:`render_drawing`, :func:`photograph`, :func:`make_photo`,
+:func:`generate_dataset`, :func:`unit_stage_mix`. Geometry is drawn in sheet-relative units, so the
+same generator state gives the same drawing at any ``size``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
+from scipy.optimize import brentq
+from scipy.stats import norm
 
-PALETTE = np.array(
-    [
-        (220, 40, 40),
-        (240, 130, 30),
-        (245, 205, 40),
-        (60, 160, 60),
-        (40, 110, 200),
-        (120, 60, 170),
-        (230, 100, 160),
-        (120, 80, 40),
-        (30, 30, 30),
-        (90, 200, 220),
-    ],
-    dtype=np.uint8,
-)
+from core.domain import N_STAGES
+
 Rng = np.random.Generator
 
+#: A child's crayon box, RGB.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (214, 40, 40),
+    "orange": (242, 133, 34),
+    "yellow": (247, 208, 45),
+    "green": (62, 160, 64),
+    "dark_green": (30, 110, 52),
+    "light_blue": (86, 172, 228),
+    "blue": (40, 72, 190),
+    "purple": (120, 62, 165),
+    "pink": (236, 120, 172),
+    "brown": (128, 80, 42),
+    "black": (36, 36, 40),
+}
+_PENCIL_GREY = (92, 92, 98)
+#: A4 paper: short side / long side.
+_SHEET_RATIO = 1 / np.sqrt(2)
+_TAU = 2 * np.pi
 
-class _Canvas:
-    """A sheet of paper with a drawing tool (crayon or pencil) chosen per drawing."""
 
-    def __init__(self, rng: Rng, w: int, h: int) -> None:
+@dataclass
+class _Pen:
+    """One crayon or pencil: colour, line thickness (px) and how much it covers the paper."""
+
+    kind: str  # "crayon" or "pencil"
+    rgb: tuple[int, int, int]
+    thickness: int
+    pressure: float  # 0–1: a light hand leaves more paper showing through the wax
+    strokes: list[np.ndarray] = field(default_factory=list)
+
+
+class _Sheet:
+    """A sheet of paper and the pens a child uses on it; strokes are collected, then rendered."""
+
+    def __init__(self, rng: Rng, w: int, h: int, n_colours: int, crayon_width: float) -> None:
         self.rng = rng
         self.w, self.h = w, h
-        tone = rng.uniform(240, 252)
-        paper = np.full((h, w, 3), tone, np.float32)
-        paper += rng.normal(0, 2.0, (h, w, 1)).astype(np.float32)
-        self.img = np.clip(paper, 0, 255).astype(np.uint8)
-        self.crayon = bool(rng.random() < 0.75)
-        self.scale = min(w, h) / 768.0
+        self.s = float(min(w, h))  # the length unit of all shapes: the sheet's short side
+        self.pencil = bool(rng.random() < 0.22)
+        names = list(PALETTE)
+        self.colours = [names[i] for i in rng.permutation(len(names))[:n_colours]]
+        self.crayon_width = crayon_width  # relative to the long side
+        self.pens: dict[str, _Pen] = {}
 
-    def colour(self) -> tuple[int, int, int]:
-        if not self.crayon:
-            g = int(self.rng.integers(40, 110))
-            return (g, g, g)
-        c = PALETTE[self.rng.integers(len(PALETTE))]
-        return (int(c[0]), int(c[1]), int(c[2]))
-
-    def width(self) -> int:
-        base = self.rng.uniform(5, 10) if self.crayon else self.rng.uniform(1.5, 3)
-        return max(1, int(round(base * self.scale)))
-
-    def wobble(self, pts: np.ndarray, amount: float = 2.0) -> np.ndarray:
-        return pts + self.rng.normal(0, amount * self.scale, pts.shape)
-
-    def stroke(
-        self, pts: np.ndarray, colour=None, width: int | None = None, closed: bool = False
-    ) -> None:
-        colour = colour or self.colour()
-        width = width or self.width()
-        poly = np.round(pts).astype(np.int32).reshape(-1, 1, 2)
-        if not self.crayon:
-            cv2.polylines(self.img, [poly], closed, colour, width, cv2.LINE_AA)
-            return
-        layer = np.zeros((self.h, self.w), np.uint8)
-        cv2.polylines(layer, [poly], closed, 255, width, cv2.LINE_AA)
-        x0, y0 = max(0, int(pts[:, 0].min()) - width), max(0, int(pts[:, 1].min()) - width)
-        x1, y1 = (
-            min(self.w, int(pts[:, 0].max()) + width + 1),
-            min(self.h, int(pts[:, 1].max()) + width + 1),
-        )
-        if x1 <= x0 or y1 <= y0:
-            return
-        sub = layer[y0:y1, x0:x1].astype(np.float32) / 255.0
-        # crayon texture: wax skips over the paper grain
-        sub *= self.rng.uniform(0.55, 1.0, sub.shape).astype(np.float32) > 0.25
-        region = self.img[y0:y1, x0:x1].astype(np.float32)
-        col = np.array(colour, np.float32)
-        self.img[y0:y1, x0:x1] = (
-            region * (1 - sub[..., None] * 0.9) + col * sub[..., None] * 0.9
-        ).astype(np.uint8)
-
-    def ellipse_pts(
-        self, cx: float, cy: float, rx: float, ry: float, n: int = 40, start: float = 0.0
-    ) -> np.ndarray:
-        t = np.linspace(start, start + 2 * np.pi, n)
-        return self.wobble(np.stack([cx + rx * np.cos(t), cy + ry * np.sin(t)], 1), 1.5)
-
-    def circle(self, cx: float, cy: float, r: float, colour=None) -> None:
-        self.stroke(
-            self.ellipse_pts(cx, cy, r, r * self.rng.uniform(0.85, 1.15)), colour, closed=True
-        )
-
-    def line(
-        self, x0: float, y0: float, x1: float, y1: float, colour=None, width: int | None = None
-    ) -> None:
-        t = np.linspace(0, 1, 12)[:, None]
-        pts = np.array([x0, y0]) * (1 - t) + np.array([x1, y1]) * t
-        self.stroke(self.wobble(pts, 1.2), colour, width)
-
-
-def _random_scribble(c: _Canvas) -> None:
-    for _ in range(c.rng.integers(2, 7)):
-        n = int(c.rng.integers(30, 90))
-        steps = c.rng.normal(0, 40 * c.scale, (n, 2))
-        start = c.rng.uniform([0.15 * c.w, 0.15 * c.h], [0.85 * c.w, 0.85 * c.h])
-        pts = np.clip(start + np.cumsum(steps, 0), 5, [c.w - 5, c.h - 5])
-        c.stroke(pts)
-
-
-def _controlled_scribble(c: _Canvas) -> None:
-    for _ in range(c.rng.integers(2, 5)):
-        kind = c.rng.integers(3)
-        cx, cy = c.rng.uniform(0.25, 0.75) * c.w, c.rng.uniform(0.25, 0.75) * c.h
-        size = c.rng.uniform(0.1, 0.25) * min(c.w, c.h)
-        if kind == 0:  # loops along a line
-            t = np.linspace(0, c.rng.uniform(6, 14) * np.pi, 220)
-            pts = np.stack(
-                [cx - size + t * size / 10 + size * 0.5 * np.cos(t), cy + size * 0.6 * np.sin(t)], 1
-            )
-        elif kind == 1:  # zig-zag
-            k = int(c.rng.integers(6, 14))
-            xs = np.linspace(cx - size, cx + size, k)
-            ys = cy + np.where(np.arange(k) % 2 == 0, -size * 0.5, size * 0.5)
-            pts = np.stack([xs, ys], 1)
-        else:  # repeated parallel strokes
-            for j in range(int(c.rng.integers(4, 9))):
-                off = (j - 4) * size * 0.12
-                c.line(cx - size, cy + off, cx + size, cy + off + c.rng.normal(0, 5))
-            continue
-        c.stroke(c.wobble(pts, 2.0))
-
-
-def _enclosed_shapes(c: _Canvas) -> None:
-    for _ in range(c.rng.integers(2, 6)):
-        cx, cy = c.rng.uniform(0.2, 0.8) * c.w, c.rng.uniform(0.2, 0.8) * c.h
-        r = c.rng.uniform(0.05, 0.14) * min(c.w, c.h)
-        kind = c.rng.integers(4)
-        c.circle(cx, cy, r)
-        if kind == 1:  # sun: rays
-            for a in np.linspace(0, 2 * np.pi, int(c.rng.integers(6, 11)), endpoint=False):
-                c.line(
-                    cx + r * 1.1 * np.cos(a),
-                    cy + r * 1.1 * np.sin(a),
-                    cx + r * 1.7 * np.cos(a),
-                    cy + r * 1.7 * np.sin(a),
-                )
-        elif kind == 2:  # cross inside (mandala)
-            c.line(cx - r, cy, cx + r, cy)
-            c.line(cx, cy - r, cx, cy + r)
-        elif kind == 3:  # a separate cross
-            x, y = c.rng.uniform(0.15, 0.85) * c.w, c.rng.uniform(0.15, 0.85) * c.h
-            c.line(x - r, y - r, x + r, y + r)
-            c.line(x - r, y + r, x + r, y - r)
-
-
-def _tadpole(c: _Canvas, cx: float, cy: float, r: float) -> None:
-    col = c.colour()
-    c.circle(cx, cy, r, col)
-    for dx in (-0.35, 0.35):
-        cv2.circle(
-            c.img, (int(cx + dx * r), int(cy - 0.2 * r)), max(2, int(r * 0.08)), (30, 30, 30), -1
-        )
-    c.stroke(c.ellipse_pts(cx, cy + 0.3 * r, 0.35 * r, 0.15 * r, 12, 0.2)[:7], col)
-    for a in (-0.6, 0.6):  # legs
-        c.line(cx + 0.4 * a * r, cy + r, cx + a * 1.1 * r, cy + 2.4 * r, col)
-    if c.rng.random() < 0.7:  # arms from the head
-        c.line(cx - r, cy, cx - 2 * r, cy - 0.3 * r, col)
-        c.line(cx + r, cy, cx + 2 * r, cy - 0.3 * r, col)
-
-
-def _pre_schematic(c: _Canvas) -> None:
-    for _ in range(c.rng.integers(1, 4)):
-        r = c.rng.uniform(0.06, 0.11) * min(c.w, c.h)
-        _tadpole(c, c.rng.uniform(0.2, 0.8) * c.w, c.rng.uniform(0.2, 0.6) * c.h, r)
-    for _ in range(c.rng.integers(1, 4)):  # floating objects
-        x, y = c.rng.uniform(0.1, 0.9) * c.w, c.rng.uniform(0.1, 0.9) * c.h
-        r = c.rng.uniform(0.03, 0.07) * min(c.w, c.h)
-        if c.rng.random() < 0.5:
-            c.circle(x, y, r)
+    def pen(self, prefer: tuple[str, ...] = ()) -> _Pen:
+        """A pen of a preferred colour (usually) or one of the drawing's colours."""
+        if self.pencil:
+            name = "pencil"
+        elif prefer and self.rng.random() < 0.8:
+            name = prefer[int(self.rng.integers(len(prefer)))]
         else:
-            pts = np.array([[x - r, y - r], [x + r, y - r], [x + r, y + r], [x - r, y + r]])
-            c.stroke(c.wobble(pts), closed=True)
+            name = self.colours[int(self.rng.integers(len(self.colours)))]
+        if name not in self.pens:
+            long_side = max(self.w, self.h)
+            if name == "pencil":
+                width = self.rng.uniform(0.0022, 0.0040) * long_side
+                self.pens[name] = _Pen("pencil", _PENCIL_GREY, max(1, round(width)), 1.0)
+            else:
+                width = self.crayon_width * self.rng.uniform(0.85, 1.15) * long_side
+                pressure = float(self.rng.uniform(0.35, 1.0))
+                self.pens[name] = _Pen("crayon", PALETTE[name], max(2, round(width)), pressure)
+        return self.pens[name]
+
+    # --- shapes, in pixels; sizes are given as fractions of the short side -------------------
+
+    def wobble(self, pts: np.ndarray, amount: float) -> np.ndarray:
+        """A hand's tremor: smooth noise of about ``amount`` × short side added to a polyline."""
+        n = len(pts)
+        noise = self.rng.normal(0.0, 1.0, (n + 6, 2))
+        kernel = np.ones(7) / np.sqrt(7)
+        smooth = np.stack([np.convolve(noise[:, k], kernel, "valid") for k in (0, 1)], 1)
+        return pts + smooth[:n] * amount * self.s
+
+    def stroke(self, pts: np.ndarray, pen: _Pen | None = None, wobble: float = 0.004) -> None:
+        """Add one stroke (a polyline, pixels) drawn with ``pen``."""
+        (pen or self.pen()).strokes.append(self.wobble(np.asarray(pts, float), wobble))
+
+    def line(self, p0, p1, pen: _Pen | None = None, n: int = 14, wobble: float = 0.003) -> None:
+        t = np.linspace(0.0, 1.0, n)[:, None]
+        self.stroke(np.asarray(p0, float) * (1 - t) + np.asarray(p1, float) * t, pen, wobble)
+
+    def ellipse(
+        self,
+        c,
+        rx: float,
+        ry: float,
+        pen: _Pen | None = None,
+        *,
+        tilt: float = 0.0,
+        overshoot: float | None = None,
+        arc: tuple[float, float] | None = None,
+    ) -> None:
+        """A hand-drawn closed ellipse (starts anywhere, overshoots so it closes) or an arc."""
+        if arc is None:
+            a0 = self.rng.uniform(0, _TAU)
+            over = self.rng.uniform(0.15, 0.6) if overshoot is None else overshoot
+            t = np.linspace(a0, a0 + _TAU + over, 56)
+        else:
+            t = np.linspace(arc[0], arc[1], 16)
+        x, y = rx * np.cos(t), ry * np.sin(t)
+        ct, st = np.cos(tilt), np.sin(tilt)
+        pts = np.stack([c[0] + ct * x - st * y, c[1] + st * x + ct * y], 1)
+        self.stroke(pts, pen, wobble=0.0025 + 0.02 * min(rx, ry) / self.s)
+
+    def dot(self, c, r: float, pen: _Pen) -> None:
+        self.ellipse(c, r, r, pen, overshoot=0.3)
 
 
-def _figure(c: _Canvas, x: float, ground: float, hgt: float) -> None:
-    col = c.colour()
-    head = hgt * 0.14
-    c.circle(x, ground - hgt + head, head, col)
-    top, hip = ground - hgt + 2 * head, ground - hgt * 0.4
-    body = np.array(
-        [[x - head * 0.9, top], [x + head * 0.9, top], [x + head * 1.2, hip], [x - head * 1.2, hip]]
+# --- stages --------------------------------------------------------------------------------------
+
+
+def _fold(v: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Reflect coordinates back into [lo, hi]: a scribble turns at the edge of the sheet."""
+    span = hi - lo
+    m = np.mod(v - lo, 2 * span)
+    return lo + np.where(m > span, 2 * span - m, m)
+
+
+def _wander(sheet: _Sheet, n: int, step: float, turn: float, region) -> np.ndarray:
+    """A random walk with momentum inside ``region`` (x0, y0, x1, y1) in pixels."""
+    rng = sheet.rng
+    x0, y0, x1, y1 = region
+    headings = rng.uniform(0, _TAU) + np.cumsum(rng.normal(0, turn, n))
+    reverse = rng.random(n) < 0.06  # toddlers swing back and forth
+    headings += np.pi * np.cumsum(reverse)
+    steps = step * sheet.s * rng.uniform(0.4, 1.6, n)
+    start = rng.uniform([x0, y0], [x1, y1])
+    pts = start + np.cumsum(np.stack([steps * np.cos(headings), steps * np.sin(headings)], 1), 0)
+    return np.stack([_fold(pts[:, 0], x0, x1), _fold(pts[:, 1], y0, y1)], 1)
+
+
+def _region(sheet: _Sheet, frac: float) -> tuple[float, float, float, float]:
+    """A random box covering about ``frac`` of each side of the sheet."""
+    w, h = sheet.w * frac, sheet.h * frac
+    x0 = sheet.rng.uniform(0.03 * sheet.w, sheet.w * 0.97 - w)
+    y0 = sheet.rng.uniform(0.03 * sheet.h, sheet.h * 0.97 - h)
+    return (x0, y0, x0 + w, y0 + h)
+
+
+def _random_scribble(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    for _ in range(int(rng.integers(1, 7))):
+        region = _region(sheet, rng.uniform(0.4, 0.94))
+        n = int(rng.integers(40, 220))
+        pts = _wander(sheet, n, rng.uniform(0.02, 0.06), rng.uniform(0.5, 1.3), region)
+        sheet.stroke(pts, wobble=0.002)
+
+
+def _zigzag(sheet: _Sheet, c, length: float, height: float, teeth: int, angle: float) -> np.ndarray:
+    t = np.linspace(-0.5, 0.5, 2 * teeth + 1)
+    along = t * length * sheet.s
+    across = np.where(np.arange(len(t)) % 2 == 0, -0.5, 0.5) * height * sheet.s
+    across = across * sheet.rng.uniform(0.75, 1.25, len(t))
+    ca, sa = np.cos(angle), np.sin(angle)
+    return np.stack([c[0] + ca * along - sa * across, c[1] + sa * along + ca * across], 1)
+
+
+def _loops(sheet: _Sheet, c, length: float, radius: float, turns: int, angle: float) -> np.ndarray:
+    t = np.linspace(0, 1, 22 * turns)
+    r = radius * sheet.s * sheet.rng.uniform(0.8, 1.2)
+    phase = _TAU * turns * t
+    along = (t - 0.5) * length * sheet.s + r * np.cos(phase)
+    across = r * np.sin(phase) * sheet.rng.uniform(0.6, 1.1)
+    ca, sa = np.cos(angle), np.sin(angle)
+    return np.stack([c[0] + ca * along - sa * across, c[1] + sa * along + ca * across], 1)
+
+
+def _spiral(sheet: _Sheet, c, radius: float, turns: float) -> np.ndarray:
+    t = np.linspace(0, 1, int(40 * turns))
+    r = (0.1 + 0.9 * t) * radius * sheet.s
+    a = sheet.rng.uniform(0, _TAU) + _TAU * turns * t * sheet.rng.choice([-1, 1])
+    return np.stack([c[0] + r * np.cos(a), c[1] + r * np.sin(a)], 1)
+
+
+def _anywhere(sheet: _Sheet, margin: float = 0.15) -> np.ndarray:
+    return sheet.rng.uniform(
+        [margin * sheet.w, margin * sheet.h], [(1 - margin) * sheet.w, (1 - margin) * sheet.h]
     )
-    c.stroke(c.wobble(body), col, closed=True)
-    c.line(x - head * 0.6, hip, x - head * 0.9, ground, col)
-    c.line(x + head * 0.6, hip, x + head * 0.9, ground, col)
-    c.line(x - head * 0.9, top + head * 0.3, x - head * 2.2, top + head * 1.6, col)
-    c.line(x + head * 0.9, top + head * 0.3, x + head * 2.2, top + head * 1.6, col)
 
 
-def _schematic(c: _Canvas) -> None:
-    ground = c.rng.uniform(0.78, 0.9) * c.h
-    c.line(
-        0.03 * c.w, ground, 0.97 * c.w, ground + c.rng.normal(0, 4), (60, 160, 60), c.width() + 2
-    )
-    sky = c.rng.uniform(0.06, 0.12) * c.h
-    c.line(0.03 * c.w, sky, 0.97 * c.w, sky + c.rng.normal(0, 4), (40, 110, 200), c.width() + 2)
-    c.circle(0.85 * c.w, 0.2 * c.h, 0.06 * min(c.w, c.h), (245, 205, 40))
-    slots = c.rng.permutation(np.linspace(0.15, 0.75, 4))
-    hx = slots[0] * c.w  # house
-    hs = c.rng.uniform(0.15, 0.22) * c.w
-    walls = np.array([[hx, ground], [hx, ground - hs], [hx + hs, ground - hs], [hx + hs, ground]])
-    c.stroke(c.wobble(walls), (200, 40, 40), closed=True)
-    c.stroke(
-        c.wobble(
-            np.array(
-                [
-                    [hx - 0.1 * hs, ground - hs],
-                    [hx + hs / 2, ground - 1.6 * hs],
-                    [hx + 1.1 * hs, ground - hs],
-                ]
+def _controlled_scribble(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    for _ in range(int(rng.integers(2, 8))):
+        c, kind = _anywhere(sheet), rng.integers(4)
+        angle = rng.normal(0, 0.3) + (np.pi / 2 if rng.random() < 0.3 else 0.0)
+        if kind == 0:  # zig-zag
+            pts = _zigzag(
+                sheet,
+                c,
+                rng.uniform(0.2, 0.6),
+                rng.uniform(0.06, 0.25),
+                int(rng.integers(4, 14)),
+                angle,
             )
-        ),
-        (120, 80, 40),
+        elif kind == 1:  # pendulum strokes: back and forth over the same place
+            pts = _zigzag(
+                sheet,
+                c,
+                rng.uniform(0.02, 0.1),
+                rng.uniform(0.15, 0.45),
+                int(rng.integers(4, 12)),
+                angle,
+            )
+        elif kind == 2:  # loops along a line
+            pts = _loops(
+                sheet,
+                c,
+                rng.uniform(0.2, 0.6),
+                rng.uniform(0.03, 0.09),
+                int(rng.integers(4, 11)),
+                angle,
+            )
+        else:
+            pts = _spiral(sheet, c, rng.uniform(0.06, 0.2), rng.uniform(2.0, 5.0))
+        sheet.stroke(pts, wobble=0.003)
+    if rng.random() < 0.25:  # an unruly scribble left over from the stage before
+        _random_scribble_once(sheet)
+
+
+def _random_scribble_once(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    region = _region(sheet, rng.uniform(0.25, 0.6))
+    sheet.stroke(_wander(sheet, int(rng.integers(15, 60)), 0.04, 1.0, region), wobble=0.002)
+
+
+def _sun(sheet: _Sheet, c, r: float, pen: _Pen | None = None, ray_pen: _Pen | None = None) -> None:
+    rng = sheet.rng
+    pen = pen or sheet.pen(("yellow", "orange", "red"))
+    sheet.ellipse(c, r, r * rng.uniform(0.88, 1.12), pen)
+    a0 = rng.uniform(0, _TAU)
+    k = int(rng.integers(6, 14))
+    long = rng.uniform(1.5, 2.1)
+    for a in a0 + np.linspace(0, _TAU, k, endpoint=False) + rng.normal(0, 0.08, k):
+        d = np.array([np.cos(a), np.sin(a)])
+        sheet.line(c + 1.15 * r * d, c + long * r * d, ray_pen or pen, n=6)
+
+
+def _enclosed_shapes(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    for _ in range(int(rng.integers(2, 8))):
+        c = _anywhere(sheet, 0.18)
+        r = rng.uniform(0.04, 0.16) * sheet.s
+        kind = rng.choice(4, p=[0.45, 0.2, 0.2, 0.15])
+        if kind == 0:
+            sheet.ellipse(c, r, r * rng.uniform(0.7, 1.2), tilt=rng.uniform(0, np.pi))
+        elif kind == 1:  # sun
+            _sun(sheet, c, r * 0.8, sheet.pen(), None)
+        elif kind == 2:  # mandala: a circle crossed through
+            pen = sheet.pen()
+            sheet.ellipse(c, r, r * rng.uniform(0.85, 1.15), pen)
+            a = rng.uniform(0, np.pi / 2)
+            for ang in (a, a + np.pi / 2):
+                d = np.array([np.cos(ang), np.sin(ang)]) * r * rng.uniform(0.95, 1.3)
+                sheet.line(c - d, c + d, pen, n=8)
+        else:  # a cross
+            pen = sheet.pen()
+            a = rng.uniform(0, np.pi / 2)
+            for ang in (a, a + np.pi / 2):
+                d = np.array([np.cos(ang), np.sin(ang)]) * r
+                sheet.line(c - d, c + d, pen, n=8)
+    if rng.random() < 0.5:  # the scribbling goes on next to the new shapes
+        _controlled_scribble_once(sheet)
+
+
+def _controlled_scribble_once(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    pts = _loops(
+        sheet, _anywhere(sheet), rng.uniform(0.15, 0.4), 0.04, int(rng.integers(3, 7)), 0.0
     )
-    door = np.array(
+    sheet.stroke(pts, wobble=0.003)
+
+
+def _face(sheet: _Sheet, c, r: float, pen: _Pen) -> None:
+    """Eyes and a smile inside a head circle."""
+    rng = sheet.rng
+    eye_pen = pen if rng.random() < 0.6 else sheet.pen(("black", "blue", "brown"))
+    for dx in (-0.35, 0.35):
+        sheet.dot(c + np.array([dx * r, -0.15 * r]), 0.07 * r, eye_pen)
+    if rng.random() < 0.8:
+        sheet.ellipse(
+            c + np.array([0, 0.05 * r]), 0.45 * r, 0.4 * r, eye_pen, arc=(0.35, np.pi - 0.35)
+        )
+
+
+def _tadpole(sheet: _Sheet, c, r: float) -> None:
+    """A head circle with a face, legs straight from the head and often arms from its sides."""
+    rng = sheet.rng
+    pen = sheet.pen()
+    sheet.ellipse(c, r, r * rng.uniform(0.9, 1.2), pen)
+    _face(sheet, c, r, pen)
+    leg = rng.uniform(1.2, 2.6) * r
+    for sx in (-1, 1):
+        top = c + np.array([sx * 0.35 * r, 0.95 * r])
+        sheet.line(top, top + np.array([sx * rng.uniform(0.1, 0.7) * r, leg]), pen, n=10)
+    if rng.random() < 0.75:
+        for sx in (-1, 1):
+            side = c + np.array([sx * r, rng.uniform(-0.1, 0.3) * r])
+            arm = np.array([sx * rng.uniform(0.9, 1.8), rng.uniform(-0.8, 0.5)]) * r
+            sheet.line(side, side + arm, pen, n=8)
+    if rng.random() < 0.35:  # hair
+        for a in np.linspace(-2.4, -0.7, int(rng.integers(3, 7))):
+            d = np.array([np.cos(a), np.sin(a)])
+            sheet.line(c + r * d, c + 1.4 * r * d, pen, n=4)
+
+
+def _flower(sheet: _Sheet, c, r: float, stem: float) -> None:
+    rng = sheet.rng
+    sheet.line(c + np.array([0, r]), c + np.array([0, r + stem]), sheet.pen(("green",)), n=10)
+    petal_pen = sheet.pen(("red", "pink", "purple", "yellow", "orange"))
+    sheet.ellipse(c, 0.4 * r, 0.4 * r, sheet.pen(("yellow", "orange")))
+    k = int(rng.integers(5, 8))
+    for a in np.linspace(0, _TAU, k, endpoint=False) + rng.uniform(0, 1):
+        d = np.array([np.cos(a), np.sin(a)])
+        sheet.ellipse(c + 0.75 * r * d, 0.35 * r, 0.22 * r, petal_pen, tilt=a)
+
+
+def _house(sheet: _Sheet, x: float, ground: float, size: float) -> None:
+    """Walls, a roof, a door and a window, standing at ``ground``; ``x`` is the left wall."""
+    rng = sheet.rng
+    wall_h = size * rng.uniform(0.8, 1.1)
+    pen = sheet.pen(("red", "brown", "orange", "black"))
+    walls = np.array(
         [
-            [hx + 0.4 * hs, ground],
-            [hx + 0.4 * hs, ground - 0.45 * hs],
-            [hx + 0.6 * hs, ground - 0.45 * hs],
-            [hx + 0.6 * hs, ground],
+            [x, ground],
+            [x, ground - wall_h],
+            [x + size, ground - wall_h],
+            [x + size, ground],
+            [x, ground],
         ]
     )
-    c.stroke(c.wobble(door), (120, 80, 40))
-    tx = slots[1] * c.w  # tree
-    c.line(tx, ground, tx, ground - 0.2 * c.h, (120, 80, 40), c.width() + 3)
-    c.circle(tx, ground - 0.28 * c.h, 0.08 * min(c.w, c.h), (60, 160, 60))
-    for s in slots[2:]:
-        _figure(c, s * c.w + 0.05 * c.w, ground, c.rng.uniform(0.3, 0.42) * c.h)
+    sheet.stroke(_densify(walls, 8), pen, wobble=0.002)
+    apex = np.array(
+        [x + size / 2 + rng.normal(0, 0.05 * size), ground - wall_h - size * rng.uniform(0.4, 0.7)]
+    )
+    roof_pen = sheet.pen(("red", "brown", "black"))
+    roof = np.array([[x - 0.08 * size, ground - wall_h], apex, [x + 1.08 * size, ground - wall_h]])
+    sheet.stroke(_densify(roof, 10), roof_pen, wobble=0.002)
+    door_x = x + size * rng.uniform(0.15, 0.55)
+    door = np.array(
+        [
+            [door_x, ground],
+            [door_x, ground - 0.5 * wall_h],
+            [door_x + 0.25 * size, ground - 0.5 * wall_h],
+            [door_x + 0.25 * size, ground],
+        ]
+    )
+    sheet.stroke(_densify(door, 6), sheet.pen(("brown", "black")), wobble=0.0015)
+    if rng.random() < 0.85:
+        wx = x + size * (0.62 if door_x < x + 0.4 * size else 0.1)
+        wy = ground - 0.85 * wall_h
+        side = 0.26 * size
+        window = np.array(
+            [[wx, wy], [wx + side, wy], [wx + side, wy + side], [wx, wy + side], [wx, wy]]
+        )
+        wpen = sheet.pen(("blue", "light_blue", "black"))
+        sheet.stroke(_densify(window, 5), wpen, wobble=0.0015)
+        sheet.line((wx + side / 2, wy), (wx + side / 2, wy + side), wpen, n=5)
+        sheet.line((wx, wy + side / 2), (wx + side, wy + side / 2), wpen, n=5)
 
 
-_STAGES = (_random_scribble, _controlled_scribble, _enclosed_shapes, _pre_schematic, _schematic)
+def _tree(sheet: _Sheet, x: float, ground: float, height: float) -> None:
+    rng = sheet.rng
+    trunk_w = height * rng.uniform(0.07, 0.12)
+    crown_r = height * rng.uniform(0.22, 0.32)
+    top = ground - height + crown_r * 1.6
+    trunk_pen = sheet.pen(("brown", "black"))
+    for sx in (-1, 1):
+        sheet.line((x + sx * trunk_w, ground), (x + sx * trunk_w * 0.8, top), trunk_pen, n=10)
+    crown_c = np.array([x, top - crown_r * 0.8])
+    sheet.ellipse(
+        crown_c, crown_r, crown_r * rng.uniform(0.9, 1.3), sheet.pen(("green", "dark_green"))
+    )
+
+
+def _figure(sheet: _Sheet, x: float, ground: float, height: float) -> None:
+    """A figure with a body (dress or trunk), arms from the shoulders and legs to the ground."""
+    rng = sheet.rng
+    pen = sheet.pen()
+    r = height * rng.uniform(0.12, 0.16)
+    head = np.array([x, ground - height + r])
+    sheet.ellipse(head, r, r * rng.uniform(0.95, 1.15), pen)
+    _face(sheet, head, r, pen)
+    neck, hip = head[1] + r * 1.05, ground - height * rng.uniform(0.3, 0.4)
+    if rng.random() < 0.5:  # a dress: a triangle
+        body = np.array([[x, neck], [x + 1.3 * r, hip], [x - 1.3 * r, hip], [x, neck]])
+    else:
+        body = np.array(
+            [
+                [x - 0.8 * r, neck],
+                [x + 0.8 * r, neck],
+                [x + 0.8 * r, hip],
+                [x - 0.8 * r, hip],
+                [x - 0.8 * r, neck],
+            ]
+        )
+    sheet.stroke(_densify(body, 8), sheet.pen() if rng.random() < 0.5 else pen, wobble=0.002)
+    shoulder = neck + 0.4 * r
+    for sx in (-1, 1):
+        start = np.array([x + sx * 0.7 * r, shoulder])
+        hand = start + np.array([sx * rng.uniform(1.2, 2.2) * r, rng.uniform(-0.6, 1.6) * r])
+        sheet.line(start, hand, pen, n=8)
+        foot = np.array([x + sx * rng.uniform(0.3, 0.9) * r, ground])
+        sheet.line((x + sx * 0.5 * r, hip), foot, pen, n=8)
+        sheet.line(foot, foot + np.array([sx * 0.5 * r, 0]), pen, n=4)
+
+
+def _densify(corners: np.ndarray, n: int) -> np.ndarray:
+    """Resample a corner polyline with ``n`` points per edge, so the hand's wobble bends edges."""
+    t = np.linspace(0, 1, n, endpoint=False)[:, None]
+    parts = [a * (1 - t) + b * t for a, b in zip(corners[:-1], corners[1:], strict=True)]
+    return np.concatenate([*parts, corners[-1:]])
+
+
+def _pre_schematic(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    for _ in range(int(rng.integers(1, 4))):
+        r = rng.uniform(0.05, 0.12) * sheet.s
+        c = rng.uniform([0.15 * sheet.w, 0.12 * sheet.h + r], [0.85 * sheet.w, 0.6 * sheet.h])
+        _tadpole(sheet, c, r)
+    for _ in range(int(rng.integers(1, 5))):  # things float on the page, at any size
+        c = _anywhere(sheet, 0.1)
+        r = rng.uniform(0.03, 0.09) * sheet.s
+        kind = rng.integers(4)
+        if kind == 0:
+            _sun(sheet, c, r)
+        elif kind == 1:
+            _flower(sheet, c, r, rng.uniform(1, 3) * r)
+        elif kind == 2:
+            _house(sheet, c[0], c[1], 2 * r)
+        else:
+            sheet.ellipse(c, r, r * rng.uniform(0.6, 1.2), tilt=rng.uniform(0, np.pi))
+    if rng.random() < 0.12:  # a first ground line, not yet what the figures stand on
+        y = rng.uniform(0.8, 0.95) * sheet.h
+        sheet.line((0.1 * sheet.w, y), (rng.uniform(0.4, 0.8) * sheet.w, y), sheet.pen(("green",)))
+
+
+def _schematic(sheet: _Sheet) -> None:
+    rng = sheet.rng
+    w, h = sheet.w, sheet.h
+    ground = rng.uniform(0.74, 0.92) * h
+    if rng.random() < 0.95:
+        pen = sheet.pen(("green", "dark_green", "brown"))
+        sheet.line(
+            (rng.uniform(0, 0.05) * w, ground),
+            (rng.uniform(0.95, 1.0) * w, ground + rng.normal(0, 0.01 * h)),
+            pen,
+            n=30,
+            wobble=0.002,
+        )
+        if rng.random() < 0.4:  # grass
+            for gx in rng.uniform(0.05, 0.95, int(rng.integers(6, 20))) * w:
+                sheet.line(
+                    (gx, ground),
+                    (gx + rng.normal(0, 0.005 * w), ground - rng.uniform(0.02, 0.05) * h),
+                    pen,
+                    n=3,
+                )
+    if rng.random() < 0.7:  # a sky line, sometimes filled above
+        sky = rng.uniform(0.05, 0.14) * h
+        pen = sheet.pen(("blue", "light_blue"))
+        sheet.line((0, sky), (w, sky + rng.normal(0, 0.01 * h)), pen, n=30, wobble=0.002)
+        if rng.random() < 0.35:
+            sheet.stroke(
+                _zigzag(
+                    sheet,
+                    (w / 2, sky / 2),
+                    w / sheet.s * 0.98,
+                    sky / sheet.s,
+                    int(rng.integers(15, 35)),
+                    0.0,
+                ),
+                pen,
+                wobble=0.001,
+            )
+    if rng.random() < 0.75:
+        r = rng.uniform(0.05, 0.09) * sheet.s
+        cx = rng.choice([0.12, 0.88]) * w + rng.normal(0, 0.02 * w)
+        _sun(sheet, np.array([cx, rng.uniform(0.15, 0.22) * h + r * 0.5]), r)
+    # things stand side by side on the ground, in left-to-right slots
+    things = ["house"] * int(rng.random() < 0.7) + ["tree"] * int(rng.integers(0, 3))
+    things += ["figure"] * int(rng.integers(1, 4))
+    if rng.random() < 0.3:
+        things.append("flower")
+    order = rng.permutation(len(things))
+    slot_w = 0.9 * w / len(things)
+    room = ground - 0.2 * h
+    for k, i in enumerate(order):
+        x0 = 0.05 * w + k * slot_w
+        cx = x0 + slot_w / 2 + rng.normal(0, 0.05 * slot_w)
+        if things[i] == "house":
+            size = min(0.8 * slot_w, rng.uniform(0.2, 0.35) * sheet.s * 1.4, room / 1.8)
+            _house(sheet, cx - size / 2, ground, size)
+        elif things[i] == "tree":
+            _tree(sheet, cx, ground, min(rng.uniform(0.4, 0.6) * h, room))
+        elif things[i] == "figure":
+            _figure(sheet, cx, ground, min(rng.uniform(0.28, 0.45) * h, room, 1.6 * slot_w))
+        else:
+            r = 0.05 * sheet.s
+            _flower(sheet, np.array([cx, ground - 0.18 * h]), r, 0.18 * h - r)
+
+
+_STAGE_DRAWERS: tuple[Callable[[_Sheet], None], ...] = (
+    _random_scribble,
+    _controlled_scribble,
+    _enclosed_shapes,
+    _pre_schematic,
+    _schematic,
+)
+#: (fewest, most) colours a child picks at each stage.
+_COLOURS_BY_STAGE = ((1, 3), (1, 3), (1, 4), (2, 5), (3, 7))
+
+
+# --- rendering -------------------------------------------------------------------------------------
+
+
+def _paper(rng: Rng, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Off-white paper (RGB uint8) and its grain ("tooth", float32 around 0.5)."""
+    tone = (rng.uniform(238, 252), rng.uniform(236, 250), rng.uniform(226, 246))
+    grain = rng.random((h, w), dtype=np.float32)
+    tooth = cv2.blur(grain, (3, 3))  # paper fibres are a few pixels wide, not single pixels
+    cloud = cv2.resize(rng.random((5, 5), dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    # shade = 1 + 0.02 (cloud - 0.5) + 0.05 (tooth - 0.5), in OpenCV's vectorised arithmetic
+    shade = cv2.addWeighted(cloud, 0.02, tooth, 0.05, 1.0 - 0.035)
+    paper = cv2.merge([cv2.convertScaleAbs(shade, alpha=t) for t in tone])
+    return paper, tooth
+
+
+def _render(sheet: _Sheet, tex_rng: Rng) -> np.ndarray:
+    """Draw every pen's strokes on paper; returns RGB uint8."""
+    w, h = sheet.w, sheet.h
+    img, tooth = _paper(tex_rng, w, h)
+    for pen in sheet.pens.values():
+        if not pen.strokes:
+            continue
+        allpts = np.concatenate(pen.strokes)
+        pad = pen.thickness + 2
+        x0 = int(max(0, np.floor(allpts[:, 0].min()) - pad))
+        y0 = int(max(0, np.floor(allpts[:, 1].min()) - pad))
+        x1 = int(min(w, np.ceil(allpts[:, 0].max()) + pad))
+        y1 = int(min(h, np.ceil(allpts[:, 1].max()) + pad))
+        if x1 <= x0 or y1 <= y0:
+            continue
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        # sub-pixel coordinates (shift=3) keep thin pencil lines smooth
+        polys = [
+            np.round((p - (x0, y0)) * 8).astype(np.int32).reshape(-1, 1, 2) for p in pen.strokes
+        ]
+        cv2.polylines(mask, polys, False, 255, pen.thickness, cv2.LINE_AA, shift=3)
+        # only the touched pixels are blended: strokes cover a small part of their bounding box
+        ys, xs = np.nonzero(mask)
+        alpha = mask[ys, xs].astype(np.float32) * (1 / 255)
+        ys += y0
+        xs += x0
+        grain = tooth[ys, xs]
+        if pen.kind == "crayon":
+            # wax catches the raised grain and skips the hollows; a light hand skips more
+            level = 0.56 - 0.16 * pen.pressure
+            alpha *= np.clip((grain - level) * 8.0, 0.0, 1.0) * 0.92
+        else:
+            alpha *= np.clip(0.55 + (grain - 0.5) * 3.0, 0.2, 0.85)
+        absorb = 1.0 - np.asarray(pen.rgb, np.float32) / 255.0
+        # subtractive mixing: overlapping crayons darken, as wax layers do
+        img[ys, xs] = img[ys, xs] * (1.0 - alpha[:, None] * absorb) + 0.5
+    return img
+
+
+def _check_stage(stage: int) -> int:
+    if isinstance(stage, bool) or not isinstance(stage, int | np.integer):
+        raise ValueError(f"stage must be an integer 0–{N_STAGES - 1}, got {stage!r}")
+    if not 0 <= int(stage) < N_STAGES:
+        raise ValueError(f"stage must be 0–{N_STAGES - 1}, got {stage}")
+    return int(stage)
 
 
 def render_drawing(stage: int, rng: Rng, size: int = 768) -> np.ndarray:
-    """A child's drawing of ``stage`` (0–4) on paper, RGB uint8, long side ``size`` px."""
-    if not 0 <= stage < len(_STAGES):
-        raise ValueError(f"stage must be 0–4, got {stage}")
-    portrait = rng.random() < 0.3
-    w, h = (int(size * 0.71), size) if portrait else (size, int(size * 0.71))
-    canvas = _Canvas(rng, w, h)
-    _STAGES[stage](canvas)
-    return canvas.img
+    """A child's drawing of progression ``stage`` (0–4) on an A4-shaped sheet of paper.
+
+    Portrait or landscape at random; the long side is ``size`` px. Returns RGB uint8 (H, W, 3).
+    Deterministic for the generator's state; the same state gives the same drawing at any size.
+    Raises ValueError for a stage outside 0–4 or a size under 64 px.
+    """
+    stage = _check_stage(stage)
+    if size < 64:
+        raise ValueError(f"size must be at least 64 px, got {size}")
+    shape_seed, texture_seed = rng.integers(0, 2**63 - 1, size=2)
+    geo = np.random.default_rng(int(shape_seed))
+    portrait = geo.random() < 0.5
+    short = round(size * _SHEET_RATIO)
+    w, h = (short, size) if portrait else (size, short)
+    lo, hi = _COLOURS_BY_STAGE[stage]
+    # toddlers hold chunky crayons; older children draw finer lines
+    width = geo.uniform(0.009, 0.02) if stage <= 1 else geo.uniform(0.006, 0.015)
+    sheet = _Sheet(geo, w, h, int(geo.integers(lo, hi + 1)), width)
+    _STAGE_DRAWERS[stage](sheet)
+    return _render(sheet, np.random.default_rng(int(texture_seed)))
+
+
+# --- photographing -----------------------------------------------------------------------------------
+
+_TABLES = np.array(
+    [(120, 86, 58), (150, 112, 76), (92, 92, 98), (64, 72, 92), (170, 140, 104), (70, 60, 52)],
+    np.float32,
+)
+
+
+def _place_sheet(rng: Rng, dw: int, dh: int, W: int, H: int) -> np.ndarray:
+    """Corners (TL, TR, BR, BL) of the sheet in the photo: scaled, shifted, turned, tilted."""
+    for _ in range(50):
+        fill = rng.uniform(0.55, 0.88)
+        scale = fill * min(W / dw, H / dh)
+        sw, sh = dw * scale, dh * scale
+        c = np.array([W / 2, H / 2]) + rng.uniform(-0.5, 0.5, 2) * ([W - sw, H - sh])
+        turn = np.radians(rng.normal(0, 4))
+        rot = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+        rect = np.array([[-sw, -sh], [sw, -sh], [sw, sh], [-sw, sh]]) / 2
+        corners = c + rect @ rot.T
+        # perspective: the far edge looks shorter; plus small independent corner shifts
+        tilt = rng.uniform(-0.08, 0.08)
+        corners[:2, 0] += np.array([1, -1]) * tilt * sw / 2
+        corners += rng.normal(0, 0.015 * min(sw, sh), (4, 2))
+        inside = (
+            (corners >= 2).all()
+            and (corners[:, 0] <= W - 3).all()
+            and (corners[:, 1] <= H - 3).all()
+        )
+        if inside and cv2.isContourConvex(corners.astype(np.float32).reshape(-1, 1, 2)):
+            return corners.astype(np.float32)
+    raise RuntimeError("could not place the sheet inside the photo")  # pragma: no cover
 
 
 def photograph(
     drawing: np.ndarray, rng: Rng, out_size: tuple[int, int] = (1024, 768)
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Place the sheet on a table under a random perspective and uneven light.
+    """Photograph a drawing lying on a table, as an educator's tablet would.
 
-    Returns (RGB photo of ``out_size`` = (W, H), sheet corners TL, TR, BR, BL as float32 (4, 2)).
+    The sheet is placed with a random perspective on a darker, textured table with a soft shadow;
+    light falls unevenly (a gradient and a vignette, a slight colour cast), then sensor noise and a
+    slight blur are added. ``out_size`` is (W, H) in px.
+
+    Returns (photo RGB uint8 (H, W, 3), sheet corners in photo pixels as float32 (4, 2) in the
+    order TL, TR, BR, BL of the drawing).
     """
-    W, H = out_size
+    W, H = int(out_size[0]), int(out_size[1])
+    if W < 32 or H < 32:
+        raise ValueError(f"out_size must be at least 32×32 px, got {out_size}")
+    if drawing.ndim != 3 or drawing.shape[2] != 3 or drawing.dtype != np.uint8:
+        raise ValueError("drawing must be an RGB uint8 array of shape (H, W, 3)")
     dh, dw = drawing.shape[:2]
-    table = np.array(rng.uniform([90, 70, 50], [160, 130, 110]), np.float32)
-    small = cv2.resize(rng.normal(0, 12, (H // 8 + 1, W // 8 + 1, 1)).astype(np.float32), (W, H))
-    background = np.clip(table + small[..., None], 0, 255)
-    fill = rng.uniform(0.6, 0.85)
-    sw = min(W * fill, H * fill * dw / dh)
-    sh = sw * dh / dw
-    cx, cy = W / 2 + rng.normal(0, 0.03 * W), H / 2 + rng.normal(0, 0.03 * H)
-    corners = np.array(
-        [
-            [cx - sw / 2, cy - sh / 2],
-            [cx + sw / 2, cy - sh / 2],
-            [cx + sw / 2, cy + sh / 2],
-            [cx - sw / 2, cy + sh / 2],
-        ]
+    corners = _place_sheet(rng, dw, dh, W, H)
+
+    # the table, its wood grain and the sheet's shadow are smooth: compose them at 1/8 size
+    sw_, sh_ = max(8, W // 8), max(8, H // 8)
+    table = _TABLES[rng.integers(len(_TABLES))] * rng.uniform(0.8, 1.1)
+    streaks = cv2.resize(rng.normal(0, 1, (max(2, sh_ // 6), 4)).astype(np.float32), (sw_, sh_))
+    mottle = cv2.resize(rng.normal(0, 1, (6, 8)).astype(np.float32), (sw_, sh_))
+    small = table * (1 + 0.06 * streaks + 0.05 * mottle)[..., None]
+    shadow = np.zeros((sh_, sw_), np.float32)
+    offset = rng.uniform(0.005, 0.02, 2) * (W, H) * rng.choice([-1, 1], 2)
+    cv2.fillConvexPoly(shadow, np.round((corners + offset) / 8).astype(np.int32), 1.0)
+    shadow = cv2.GaussianBlur(shadow, (0, 0), 2.0)
+    small *= (1 - 0.35 * shadow)[..., None]
+    photo = cv2.resize(
+        np.clip(small, 0, 255).astype(np.uint8), (W, H), interpolation=cv2.INTER_LINEAR
     )
-    corners += rng.normal(0, 0.025 * min(W, H), (4, 2))
-    corners = corners.astype(np.float32)
-    src = np.array([[0, 0], [dw - 1, 0], [dw - 1, dh - 1], [0, dh - 1]], np.float32)
+
+    src = np.array([[0, 0], [dw, 0], [dw, dh], [0, dh]], np.float32)
     M = cv2.getPerspectiveTransform(src, corners)
-    warped = cv2.warpPerspective(
-        drawing, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    # BORDER_TRANSPARENT writes only the sheet's pixels into the table image
+    cv2.warpPerspective(
+        drawing, M, (W, H), dst=photo, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT
     )
-    mask = (
-        cv2.warpPerspective(np.full((dh, dw), 255, np.uint8), M, (W, H))[..., None].astype(
-            np.float32
-        )
-        / 255.0
-    )
-    photo = warped.astype(np.float32) * mask + background * (1 - mask)
-    # uneven light: a tilted plane times a soft vignette
-    yy, xx = np.mgrid[0:H:8, 0:W:8].astype(np.float32)
-    gx, gy = rng.uniform(-0.25, 0.25, 2)
-    light = 1 + gx * (xx / W - 0.5) + gy * (yy / H - 0.5)
-    light *= 1 - 0.25 * (((xx / W - 0.5) ** 2 + (yy / H - 0.5) ** 2) * 2)
-    light = cv2.resize(light, (W, H))
-    photo = photo * light[..., None] * rng.uniform(0.85, 1.0)
-    photo += (
-        rng.normal(0, 3, ((H + 1) // 2, (W + 1) // 2, 1))
-        .repeat(2, 0)
-        .repeat(2, 1)[:H, :W]
-        .astype(np.float32)
-    )
-    photo = cv2.GaussianBlur(np.clip(photo, 0, 255).astype(np.uint8), (3, 3), 0.6)
+
+    # light: a gradient in a random direction times a vignette, with a warm or cool cast
+    gy, gx = np.mgrid[0:1:24j, 0:1:32j].astype(np.float32)
+    a = rng.uniform(0, _TAU)
+    light = 1 + rng.uniform(0.05, 0.3) * ((gx - 0.5) * np.cos(a) + (gy - 0.5) * np.sin(a))
+    light *= 1 - rng.uniform(0.05, 0.35) * ((gx - 0.5) ** 2 + (gy - 0.5) ** 2) * 2
+    light = light / light.max() * rng.uniform(0.85, 1.0)
+    cast = np.array([1.0, 1.0, 1.0]) + rng.normal(0, 0.025, 3)
+    gain = np.clip(light[..., None] * (cast / cast.max()) * 255, 0, 255).astype(np.uint8)
+    gain = cv2.resize(gain, (W, H), interpolation=cv2.INTER_LINEAR)
+    photo = cv2.multiply(photo, gain, scale=1 / 255)
+
+    # sensor noise: a tile of Gaussian noise repeated over the frame (invisible at this size and
+    # much faster than drawing 36 million normals for a 12-MP photo)
+    sigma = rng.uniform(1.5, 4.5)
+    tile = np.clip(128 + rng.normal(0, sigma, (128, 128, 3)), 0, 255).astype(np.uint8)
+    noise = np.tile(tile, ((H + 127) // 128, (W + 127) // 128, 1))[:H, :W]
+    photo = cv2.addWeighted(photo, 1.0, noise, 1.0, -128.0)
+    photo = cv2.GaussianBlur(photo, (0, 0), rng.uniform(0.4, 0.9))
     return photo, corners
+
+
+_FORMATS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
 
 
 def make_photo(
     stage: int, seed: int, *, megapixels: float = 2.0, fmt: str = "jpeg", quality: int = 90
 ) -> bytes:
-    """Encoded photo (JPEG or PNG) of a photographed drawing of ``stage``, about ``megapixels`` MP, 4:3."""
-    rng = np.random.default_rng(seed)
-    drawing = render_drawing(stage, rng, size=768 if megapixels < 4 else 1400)
-    H = int(round(np.sqrt(megapixels * 1e6 * 3 / 4)))
-    W = int(round(H * 4 / 3))
-    if W > 2000:
-        # Large photos: compose at half size, upscale, then add full-resolution sensor noise; the
-        # result is as soft as a real tablet photo and takes a fraction of the time.
-        photo, _ = photograph(drawing, rng, (W // 2, H // 2))
-        photo = cv2.resize(photo, (W, H), interpolation=cv2.INTER_LINEAR)
-        noise = np.empty((H, W, 3), np.int16)
-        # OpenCV's generator, seeded from ours, keeps the photo deterministic for a seed
-        cv2.setRNGSeed(int(rng.integers(2**31)))
-        cv2.randn(noise, np.zeros(3), np.full(3, 3.0))
-        photo = cv2.add(photo.astype(np.int16), noise, dtype=cv2.CV_8U)
-    else:
-        photo, _ = photograph(drawing, rng, (W, H))
-    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
-    if fmt == "jpeg":
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    elif fmt == "png":
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    else:
+    """Encoded photo of a photographed synthetic drawing of ``stage``, about ``megapixels`` MP.
+
+    4:3 (landscape or portrait, usually matching the sheet); 12 MP gives 4000×3000. ``fmt`` is
+    "jpeg" or "png"; ``quality`` is the JPEG quality (1–100). Deterministic for (stage, seed).
+    Returns the encoded bytes; raises ValueError for a bad stage, format, quality or size.
+    """
+    stage = _check_stage(stage)
+    if fmt.lower() not in _FORMATS:
         raise ValueError(f"fmt must be 'jpeg' or 'png', got {fmt!r}")
-    if not ok:
+    if not 0.01 <= megapixels <= 50:
+        raise ValueError(f"megapixels must be within 0.01–50, got {megapixels}")
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be within 1–100, got {quality}")
+    rng = np.random.default_rng([int(seed) & (2**63 - 1), stage])
+    long_side = int(round(np.sqrt(megapixels * 1e6 * 4 / 3)))
+    short_side = int(round(long_side * 3 / 4))
+    # the drawing need not be finer than the sheet in the photo; beyond 1280 px it is only slower
+    drawing = render_drawing(stage, rng, size=int(np.clip(0.8 * long_side, 256, 1280)))
+    sheet_portrait = drawing.shape[0] > drawing.shape[1]
+    portrait = sheet_portrait if rng.random() < 0.8 else not sheet_portrait
+    out = (short_side, long_side) if portrait else (long_side, short_side)
+    photo, _ = photograph(drawing, rng, out)
+    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
+    ext = _FORMATS[fmt.lower()]
+    params = (
+        [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+        if ext == ".jpg"
+        else [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
+    ok, buf = cv2.imencode(ext, bgr, params)
+    if not ok:  # pragma: no cover - OpenCV encoders do not fail on valid uint8 images
         raise RuntimeError("encoding the synthetic photo failed")
     return buf.tobytes()
 
@@ -347,18 +773,49 @@ def make_photo(
 def generate_dataset(
     n: int, seed: int, *, photographed: bool = True, size: int = 512
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """``n`` drawings with balanced stages 0–4 (deterministic for a seed): (images, stages)."""
-    rng = np.random.default_rng(seed)
-    stages = np.arange(n) % 5
+    """``n`` synthetic drawings with stages balanced over 0–4, deterministic for ``seed``.
+
+    With ``photographed`` each is photographed at long side ``size`` (4:3), else the flat drawing
+    with long side ``size``. Returns (list of RGB uint8 images, stages as int64 (n,)); image ``i``
+    depends only on (seed, i), so a longer dataset begins with a shorter one.
+    """
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    stages = np.arange(n, dtype=np.int64) % N_STAGES
     images = []
-    for stage in stages:
+    for i, stage in enumerate(stages):
+        rng = np.random.default_rng([int(seed) & (2**63 - 1), i])
         img = render_drawing(int(stage), rng, size=size)
         if photographed:
-            img, _ = photograph(img, rng, (size, int(size * 0.75)))
+            short = round(size * 3 / 4)
+            out = (short, size) if img.shape[0] > img.shape[1] else (size, short)
+            img, _ = photograph(img, rng, out)
         images.append(img)
     return images, stages
 
 
-def unit_stage_mix(mean_stage: float, rng: Rng, n: int) -> np.ndarray:
-    """Stages for ``n`` photos whose mean is about ``mean_stage`` (discretised normal, sd 0.9, 0–4)."""
-    return np.clip(np.round(rng.normal(mean_stage, 0.9, n)), 0, 4).astype(int)
+def _rounded_clipped_mean(mu: float, sd: float) -> float:
+    """Mean of round(N(mu, sd)) clipped to the stage scale."""
+    edges = np.arange(N_STAGES - 1) + 0.5  # 0.5, 1.5, 2.5, 3.5
+    # E[X] = Σ_k P(X > k - 0.5) for k = 1..4 on the clipped, rounded scale
+    return float(norm.sf(edges, loc=mu, scale=sd).sum())
+
+
+def unit_stage_mix(mean_stage: float, rng: Rng, n: int, *, sd: float = 0.9) -> np.ndarray:
+    """Stages (int64, 0–4) for ``n`` photos of a unit whose expected mean is ``mean_stage``.
+
+    A normal with standard deviation ``sd`` stages is rounded and clipped to 0–4; its centre is
+    solved for so that the mean after clipping is ``mean_stage`` (plain clipping would pull units
+    near the ends of the scale towards the middle). Raises ValueError outside 0–4.
+    """
+    top = N_STAGES - 1
+    if not 0 <= mean_stage <= top:
+        raise ValueError(f"mean_stage must be within 0–{top}, got {mean_stage}")
+    if n < 0 or sd <= 0:
+        raise ValueError(f"need n ≥ 0 and sd > 0, got n={n}, sd={sd}")
+    if mean_stage <= 1e-6 or mean_stage >= top - 1e-6:
+        return np.full(n, round(mean_stage), dtype=np.int64)
+    mu = brentq(
+        lambda m: _rounded_clipped_mean(m, sd) - mean_stage, -10 * sd - 1, top + 10 * sd + 1
+    )
+    return np.clip(np.round(rng.normal(mu, sd, n)), 0, top).astype(np.int64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pandas as pd
 from sqlalchemy import func, select
 
@@ -198,3 +200,27 @@ def test_export_cli_writes_every_format(api, spira_env, tmp_path):
         table = {"csv": pd.read_csv, "xlsx": pd.read_excel, "parquet": pd.read_parquet}[fmt](path)
         assert set(table["unit"]) == set(UNITS)
         assert {"outcome", "term"} <= set(table.columns)
+
+
+def test_research_routes_and_export(api):
+    res, boss, edu = token(api, "res"), token(api, "boss"), token(api, "edu")
+    assert api.get("/api/assessment/fit", headers=res).status_code == 404  # no ratings yet
+    assert api.get("/api/annotations/agreement", headers=res).status_code == 404  # no labels yet
+    api.post(
+        "/api/ratings/import",
+        headers=res,
+        files={"file": ("r.csv", _ratings_csv(UNITS), "text/csv")},
+    )
+    fit = api.get("/api/assessment/fit", headers=res).json()
+    assert fit["converged"] and len(fit["raters"]) == 6 and all(i["n"] > 0 for i in fit["items"])
+    models = api.get("/api/models", headers=res).json()
+    assert sum(m["promoted"] for m in models) == 1 and models[0]["metrics"]["n"] > 0
+    for route in ("/api/models", "/api/assessment/fit", "/api/annotations/agreement"):
+        assert api.get(route, headers=edu).status_code == 403
+    unit_id, _, _ = unit_and_group(api, boss)
+    r = api.get(f"/api/profiles/export?format=csv&unit_id={unit_id}", headers=boss)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    table = pd.read_csv(io.BytesIO(r.content))
+    assert set(table["unit"]) == {"Olympia"}
+    dalhem = next(u for u in api.get("/api/units", headers=res).json() if u["name"] == "Dalhem")
+    assert api.get(f"/api/profiles/export?unit_id={dalhem['id']}", headers=boss).status_code == 404

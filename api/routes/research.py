@@ -1,0 +1,167 @@
+"""Researchers' views: the model registry and the assessment model's item and rater fit; exports."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from api.deps import CurrentUser, SessionDep, can_read_unit, require_role
+from api.schemas import ErrorOut
+from core.audit import record
+from core.models import Unit, User
+
+router = APIRouter(prefix="/api", tags=["research"])
+
+
+class ModelOut(BaseModel):
+    version: str
+    promoted: bool
+    created_at: str | None = None
+    backbone_version: str
+    data: dict
+    params: dict
+    metrics: dict = Field(description="out-of-fold qwk, mae (stages), accuracy, ece, confusion, n")
+
+
+class ItemFitOut(BaseModel):
+    case: str
+    item: str
+    thresholds: list[float | None] = Field(description="step difficulties in logits")
+    se: list[float | None]
+    infit: float | None
+    outfit: float | None
+    n: int
+
+
+class RaterFitOut(BaseModel):
+    rater: str
+    severity: float | None = Field(description="logits; higher = more severe")
+    se: float | None
+    infit: float | None
+    outfit: float | None
+    n: int
+
+
+class AssessmentFitOut(BaseModel):
+    converged: bool
+    iterations: int
+    items: list[ItemFitOut]
+    raters: list[RaterFitOut]
+    warnings: list[str]
+
+
+def _num(x) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+@router.get(
+    "/models", response_model=list[ModelOut], summary="Registered stage models, newest first"
+)
+def list_models_route(user: User = require_role("researcher", "admin")) -> list[ModelOut]:
+    from training.registry import list_models
+
+    return [
+        ModelOut(
+            version=m["version"],
+            promoted=m["promoted"],
+            created_at=m.get("created_at"),
+            backbone_version=m["backbone_version"],
+            data=m.get("data", {}),
+            params=m.get("params", {}),
+            metrics=m.get("metrics", {}),
+        )
+        for m in list_models()
+    ]
+
+
+@router.get(
+    "/assessment/fit",
+    response_model=AssessmentFitOut,
+    responses={404: {"model": ErrorOut}},
+    summary="Item and rater fit of the many-facet model on every stored rating",
+)
+def assessment_fit(
+    session: SessionDep, user: User = require_role("researcher", "admin")
+) -> AssessmentFitOut:
+    from profiles.store import profile_service
+
+    model = profile_service.build(session)["assessment"]
+    if model is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no ratings stored yet")
+    items = [
+        ItemFitOut(
+            case=r.case,
+            item=r.item,
+            thresholds=[_num(t) for t in r.thresholds],
+            se=[_num(t) for t in r.se],
+            infit=_num(r.infit),
+            outfit=_num(r.outfit),
+            n=int(r.n),
+        )
+        for r in model.item_table().itertuples()
+    ]
+    raters = [
+        RaterFitOut(
+            rater=r.rater,
+            severity=_num(r.severity),
+            se=_num(r.se),
+            infit=_num(r.infit),
+            outfit=_num(r.outfit),
+            n=int(r.n),
+        )
+        for r in model.rater_table().itertuples()
+    ]
+    return AssessmentFitOut(
+        converged=bool(model.converged_),
+        iterations=int(model.n_iter_),
+        items=items,
+        raters=raters,
+        warnings=[str(w) for w in model.warnings_],
+    )
+
+
+@router.get(
+    "/profiles/export",
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}},
+    summary="The profiles you may read as a flat table (CSV, XLSX or Parquet; columns in docs/profile_columns.md)",
+)
+def export_profiles_route(
+    session: SessionDep,
+    user: CurrentUser,
+    format: Literal["csv", "xlsx", "parquet"] = "csv",
+    unit_id: int | None = None,
+) -> FileResponse:
+    from sqlalchemy import select
+
+    from profiles.export import export_profiles
+    from profiles.store import profile_service
+
+    readable = {u.name for u in session.scalars(select(Unit)) if can_read_unit(user, u.id)}
+    if unit_id is not None:
+        unit = session.get(Unit, unit_id)
+        if unit is None or unit.name not in readable:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, detail=f"no unit {unit_id} that you may read"
+            )
+        readable = {unit.name}
+    built = profile_service.build(session)
+    chosen = [p for (name, _), p in sorted(built["profiles"].items()) if name in readable]
+    path = Path(tempfile.mkdtemp(prefix="spira-export-")) / f"spira-profiles.{format}"
+    export_profiles(chosen, path, format=format)
+    record(
+        session, user.username, "export", "profiles", unit_id, {"format": format, "n": len(chosen)}
+    )
+    session.commit()
+    media = {
+        "csv": "text/csv",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "parquet": "application/octet-stream",
+    }
+    return FileResponse(path, media_type=media[format], filename=path.name)
