@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
@@ -14,6 +14,10 @@ from core.models import Unit, User
 from core.security import read_token
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
+
+#: Database ids fit a 32-bit signed integer on every backend; larger ones are refused with 422.
+MAX_ID = 2**31 - 1
+UnitId = Annotated[int, Path(ge=1, le=MAX_ID, description="unit id")]
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
+from api.routes import admin, assessment, auth, images, photos, research, units
 from api.routes import annotations as annotation_routes
-from api.routes import assessment, auth, images, photos, research, units
 from core.config import get_settings
 from core.db import migrate, session_factory
 from core.storage import BlobStore
@@ -74,7 +74,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(images.router)
     app.include_router(annotation_routes.router)
     app.include_router(research.router)
-    app.include_router(__import__("api.routes.admin", fromlist=["router"]).router)
+    app.include_router(admin.router)
     from api import pages
 
     app.include_router(pages.router)

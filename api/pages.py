@@ -41,3 +41,15 @@ def index() -> FileResponse:
 def upload() -> FileResponse:
     """The educators' upload page (tablets): camera or library, queued in IndexedDB, retried."""
     return _shell("upload.html")
+
+
+@router.get("/units/{unit_id}", include_in_schema=False)
+def unit_page(unit_id: int) -> FileResponse:
+    """A unit's profile page for principals; the page reads /api/units/{unit_id}/profile itself."""
+    return _shell("unit.html")
+
+
+@router.get("/research", include_in_schema=False)
+def research_page() -> FileResponse:
+    """The researchers' page: models and their metrics, annotation agreement, assessment fit."""
+    return _shell("research.html")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from profiles.model import WhatIfResult
 from profiles.schemas import UnitProfile
@@ -57,6 +57,12 @@ class PhotoOut(BaseModel):
         description="a sheet of paper was found and its perspective corrected"
     )
     created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # SQLite gives naive datetimes back; every stored time is UTC, so say so
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class UploadOut(BaseModel):
@@ -132,8 +138,8 @@ class ImportOut(BaseModel):
 
 class SheetIn(BaseModel):
     case_id: str = Field(examples=["matematik-sortera-knappar"])
-    unit_id: int
-    group_id: int | None = None
+    unit_id: int = Field(ge=1, le=2**31 - 1)
+    group_id: int | None = Field(None, ge=1, le=2**31 - 1)
     age_band: str = Field(examples=["4-5"])
     rated_on: date
     levels: dict[str, int] = Field(

@@ -34,6 +34,9 @@ def _mount() -> None:
     app.add_typer(annotate_app, name="annotate")
     app.add_typer(assess_app, name="assess")
     app.add_typer(profiles_app, name="profiles")
+    from core.admin_cli import mount as mount_admin
+
+    mount_admin(app)
 
 
 _mount()

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     webhook_secret: str = ""
     #: Public base URL of this API, used in signed image URLs handed to Label Studio.
     public_url: str = "http://127.0.0.1:8000"
+    #: Photos older than this many days are deleted by `spira retention run` (aggregates are kept).
+    retention_days: int | None = None
     worker_enabled: bool = True
     worker_batch: int = 16
 

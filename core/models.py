@@ -256,3 +256,33 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class RetainedAggregate(Base):
+    """Stage figures of photos removed by retention, per unit x term x age band x model version.
+
+    Sums rather than means, so that each retention run adds to the row: mean stage is
+    ``sum_stage / n_photos``, its variance ``sum_sq_stage / n - mean**2``, the stage distribution
+    ``stage_prob_sums / n``. Stages are the 0–4 drawing-progression scale.
+    """
+
+    __tablename__ = "retained_aggregate"
+    __table_args__ = (
+        UniqueConstraint("unit_id", "term", "age_band", "model_version", name="uq_retained_cell"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+    term: Mapped[str] = mapped_column(String(8))
+    age_band: Mapped[str] = mapped_column(String(8))
+    model_version: Mapped[str] = mapped_column(String(80))
+    n_photos: Mapped[int] = mapped_column(Integer, default=0)
+    sum_stage: Mapped[float] = mapped_column(Float, default=0.0)
+    sum_sq_stage: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Per stage 0–4, the sum over photos of the stage probability.
+    stage_prob_sums: Mapped[list] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @property
+    def mean_stage(self) -> float:
+        """Mean expected stage (0–4) of the retained photos."""
+        return self.sum_stage / self.n_photos if self.n_photos else float("nan")

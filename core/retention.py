@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -28,65 +27,28 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    DateTime,
-    Float,
-    ForeignKey,
-    Integer,
-    String,
-    UniqueConstraint,
     delete,
     inspect,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
 from core.audit import record
 from core.models import (
     Annotation,
     AuditEvent,
-    Base,
     Embedding,
     Group,
     Photo,
     Rating,
     ResponseSheet,
+    RetainedAggregate,
     StageEstimate,
     Unit,
     UnitContext,
     utcnow,
 )
 from core.storage import BlobStore
-
-
-class RetainedAggregate(Base):
-    """Stage figures of photos removed by retention, per unit x term x age band x model version.
-
-    Sums rather than means, so that each retention run adds to the row: mean stage is
-    ``sum_stage / n_photos``, its variance ``sum_sq_stage / n - mean**2``, the stage distribution
-    ``stage_prob_sums / n``. Stages are the 0–4 drawing-progression scale.
-    """
-
-    __tablename__ = "retained_aggregate"
-    __table_args__ = (
-        UniqueConstraint("unit_id", "term", "age_band", "model_version", name="uq_retained_cell"),
-    )
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
-    term: Mapped[str] = mapped_column(String(8))
-    age_band: Mapped[str] = mapped_column(String(8))
-    model_version: Mapped[str] = mapped_column(String(80))
-    n_photos: Mapped[int] = mapped_column(Integer, default=0)
-    sum_stage: Mapped[float] = mapped_column(Float, default=0.0)
-    sum_sq_stage: Mapped[float] = mapped_column(Float, default=0.0)
-    #: Per stage 0–4, the sum over photos of the stage probability.
-    stage_prob_sums: Mapped[list] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-    @property
-    def mean_stage(self) -> float:
-        """Mean expected stage (0–4) of the retained photos."""
-        return self.sum_stage / self.n_photos if self.n_photos else float("nan")
 
 
 @dataclass
@@ -121,11 +83,7 @@ def retention_days_setting() -> int | None:
     """The configured retention age in days (``SPIRA_RETENTION_DAYS``), None when unset."""
     from core.config import get_settings
 
-    days = getattr(get_settings(), "retention_days", None)
-    if days is None:
-        # Until Settings declares the field, read the variable itself (same name, same meaning).
-        raw = os.environ.get("SPIRA_RETENTION_DAYS", "").strip()
-        days = int(raw) if raw else None
+    days = get_settings().retention_days
     if days is not None and days < 1:
         raise ValueError(f"SPIRA_RETENTION_DAYS must be at least 1 (days), not {days}")
     return days

@@ -358,7 +358,8 @@ def read_context_file(path: str | Path) -> pd.DataFrame:
         problems.sort(key=lambda p: (p.row if p.row is not None else 0, p.column or ""))
         raise ContextFileError(problems)
 
-    table = pd.DataFrame({"unit": units, "term": terms})
+    # ``row`` is the row as the file shows it (header = 1), for errors found later (unknown unit)
+    table = pd.DataFrame({"unit": units, "term": terms, "row": np.arange(len(units)) + 2})
     for col in CONTEXT_COLUMNS:
         table[col] = values[col].astype(int) if col in COUNT_COLUMNS else values[col]
     table["_t"] = table["term"].map(term_sort_key)

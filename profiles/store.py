@@ -169,7 +169,11 @@ def import_context(session: Session, context: pd.DataFrame) -> int:
 
     units = {u.name: u.id for u in session.scalars(select(Unit))}
     problems = [
-        ContextProblem(int(str(i)) + 2, "unit", f"no unit named {row['unit']!r} in Spira")
+        ContextProblem(
+            int(row["row"]) if "row" in context.columns else int(str(i)) + 2,
+            "unit",
+            f"no unit named {row['unit']!r} in Spira",
+        )
         for i, row in context.iterrows()
         if row["unit"] not in units
     ]

@@ -105,6 +105,7 @@ class StageEmbedder:
     def __init__(self, model: StageModel, backbone: BackboneSetup, device: str) -> None:
         from vision.embed import create_embedder
 
+        check_features(model)  # this node's code, which may differ from the driver's
         self.model = model
         self.embedder = create_embedder(
             backbone.name,
@@ -240,6 +241,18 @@ def backbone_setup(model: StageModel, onnx_cache: Path) -> BackboneSetup:
     )
 
 
+def check_features(model: StageModel) -> None:
+    """Raise RuntimeError when the model was trained on other drawing features than this code
+    computes (their values would be fed to the head under the wrong names)."""
+    from vision.features import FEATURE_NAMES
+
+    if tuple(FEATURE_NAMES) != tuple(model.feature_names):
+        raise RuntimeError(
+            f"stage model {model.version} was trained on features {list(model.feature_names)}, this "
+            f"code computes {list(FEATURE_NAMES)}; retrain the model (`spira train`) with this code"
+        )
+
+
 def run_ray(
     factory_url: str | None = None,
     *,
@@ -270,6 +283,7 @@ def run_ray(
 
     settings = get_settings()
     model = model or load_model()
+    check_features(model)
     backbone = backbone_setup(model, settings.models_path / "onnx")
     storage_root = str(settings.storage_path.resolve())
     factory: sessionmaker[Session] = session_factory(factory_url)
@@ -309,13 +323,16 @@ def run_ray(
                 batch_format="numpy",
                 fn_kwargs={"storage_root": storage_root, "data_cfg": backbone.data_cfg},
                 num_cpus=1,
+                # A task pool sized unlike the actor pool keeps Ray Data from fusing decoding into
+                # the embedding actors: decoding spreads over every CPU, the few actors only embed.
+                compute=ray.data.TaskPoolStrategy(size=max(cpus, actors + 1)),
             )
             ds = ds.map_batches(
                 StageEmbedder,
                 batch_size=batch_size,
                 batch_format="numpy",
                 fn_constructor_kwargs={"model": model, "backbone": backbone, "device": device},
-                concurrency=actors,
+                compute=ray.data.ActorPoolStrategy(size=actors),
                 **actor_resources,
             )
             for result in ds.iter_batches(batch_size=batch_size, batch_format="numpy"):

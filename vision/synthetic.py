@@ -54,6 +54,7 @@ _PENCIL_GREY = (92, 92, 98)
 #: A4 paper: short side / long side.
 _SHEET_RATIO = 1 / np.sqrt(2)
 _TAU = 2 * np.pi
+_TOOTH_SIDE = 768  # px on the long side at which one paper grain is one pixel
 
 
 @dataclass
@@ -95,7 +96,7 @@ class _Sheet:
                 self.pens[name] = _Pen("pencil", _PENCIL_GREY, max(1, round(width)), 1.0)
             else:
                 width = self.crayon_width * self.rng.uniform(0.85, 1.15) * long_side
-                pressure = float(self.rng.uniform(0.35, 1.0))
+                pressure = float(self.rng.uniform(0.5, 1.0))
                 self.pens[name] = _Pen("crayon", PALETTE[name], max(2, round(width)), pressure)
         return self.pens[name]
 
@@ -554,8 +555,14 @@ _COLOURS_BY_STAGE = ((1, 3), (1, 3), (1, 4), (2, 5), (3, 7))
 def _paper(rng: Rng, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Off-white paper (RGB uint8) and its grain ("tooth", float32 around 0.5)."""
     tone = (rng.uniform(238, 252), rng.uniform(236, 250), rng.uniform(226, 246))
-    grain = rng.random((h, w), dtype=np.float32)
-    tooth = cv2.blur(grain, (3, 3))  # paper fibres are a few pixels wide, not single pixels
+    # the paper's tooth has a physical size (about 0.4 mm, a pixel at 768 px per A4 sheet): draw
+    # it at that resolution and resample, so a drawing looks the same at any size
+    scale = _TOOTH_SIDE / max(w, h)
+    grain = rng.random((round(h * scale), round(w * scale)), dtype=np.float32)
+    tooth = cv2.blur(grain, (3, 3))  # fibres span a few grains
+    if (tooth.shape[1], tooth.shape[0]) != (w, h):
+        interp = cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR
+        tooth = cv2.resize(tooth, (w, h), interpolation=interp)
     cloud = cv2.resize(rng.random((5, 5), dtype=np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
     # shade = 1 + 0.02 (cloud - 0.5) + 0.05 (tooth - 0.5), in OpenCV's vectorised arithmetic
     shade = cv2.addWeighted(cloud, 0.02, tooth, 0.05, 1.0 - 0.035)
@@ -695,8 +702,7 @@ def photograph(
     shadow = np.zeros((sh_, sw_), np.float32)
     offset = rng.uniform(0.005, 0.02, 2) * (W, H) * rng.choice([-1, 1], 2)
     cv2.fillConvexPoly(shadow, np.round((corners + offset) / 8).astype(np.int32), 1.0)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), 2.0)
-    small *= (1 - 0.35 * shadow)[..., None]
+    small *= (1 - 0.35 * cv2.GaussianBlur(shadow, (0, 0), 2.0))[..., None]
     photo = cv2.resize(
         np.clip(small, 0, 255).astype(np.uint8), (W, H), interpolation=cv2.INTER_LINEAR
     )

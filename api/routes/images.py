@@ -53,7 +53,11 @@ def signed_image(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, detail="this image link has expired; ask for a new one"
         )
-    if not hmac.compare_digest(sig, _signature(photo_id, variant, expires)):
+    if (
+        len(sig) != 32
+        or any(c not in "0123456789abcdef" for c in sig)
+        or not hmac.compare_digest(sig, _signature(photo_id, variant, expires))
+    ):
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this image link is not valid")
     photo = session.get(Photo, photo_id)
     if photo is None:

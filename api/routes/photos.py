@@ -17,7 +17,7 @@ from fastapi import (
     status,
 )
 
-from api.deps import CurrentUser, SessionDep, can_read_unit, can_upload_to_unit
+from api.deps import MAX_ID, CurrentUser, SessionDep, can_read_unit, can_upload_to_unit
 from api.schemas import ErrorOut, PhotoOut, UploadOut
 from core.audit import record
 from core.config import get_settings
@@ -53,8 +53,8 @@ async def upload_photo(
     session: SessionDep,
     user: CurrentUser,
     file: Annotated[UploadFile, File(description="the photo")],
-    unit_id: Annotated[int, Form()],
-    group_id: Annotated[int, Form()],
+    unit_id: Annotated[int, Form(ge=1, le=MAX_ID)],
+    group_id: Annotated[int, Form(ge=1, le=MAX_ID)],
     activity: Annotated[str, Form(max_length=120)],
     age_band: Annotated[str, Form(examples=["3-4"])],
     captured_on: Annotated[date | None, Form()] = None,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -136,7 +136,7 @@ def export_profiles_route(
     session: SessionDep,
     user: CurrentUser,
     format: Literal["csv", "xlsx", "parquet"] = "csv",
-    unit_id: int | None = None,
+    unit_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> FileResponse:
     from sqlalchemy import select
 

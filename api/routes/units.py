@@ -6,7 +6,7 @@ import pandas as pd
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
-from api.deps import CurrentUser, SessionDep, can_read_unit, readable_unit
+from api.deps import CurrentUser, SessionDep, UnitId, can_read_unit, readable_unit
 from api.schemas import ErrorOut, UnitOut, UnitProfileOut, WhatIfIn, WhatIfOut
 from core.audit import record
 from core.config import get_settings
@@ -40,7 +40,7 @@ def _unit_terms(built: dict, unit: str) -> list[str]:
     summary="A unit's profile: progression per term, and the triangulated profile of one term",
 )
 def unit_profile(
-    session: SessionDep, user: CurrentUser, unit_id: int, term: str | None = None
+    session: SessionDep, user: CurrentUser, unit_id: UnitId, term: str | None = None
 ) -> UnitProfileOut:
     unit = readable_unit(session, user, unit_id)
     settings = get_settings()
@@ -99,7 +99,7 @@ def list_profiles(
     summary="Predicted change of each outcome for a change of the unit's context (an association)",
 )
 def what_if_route(
-    session: SessionDep, user: CurrentUser, unit_id: int, body: WhatIfIn
+    session: SessionDep, user: CurrentUser, unit_id: UnitId, body: WhatIfIn
 ) -> WhatIfOut:
     from profiles.context import CONTEXT_COLUMNS
     from profiles.profile import what_if

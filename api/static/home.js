@@ -66,6 +66,9 @@ function renderUnits() {
   if (session() && session().user.role === "admin") {
     box.prepend(el("p", {}, el("a", { class: "button", href: "/upload" }, t("upload_link"))));
   }
+  if (session() && ["researcher", "admin"].includes(session().user.role)) {
+    box.prepend(el("p", {}, el("a", { class: "button secondary", href: "/research", id: "research-link" }, t("research_link"))));
+  }
 }
 
 async function loadProfiles() {

@@ -89,7 +89,17 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     ("GET", "/api/images/{photo_id}/{variant}"): PUBLIC,
     # Label Studio's webhook needs the shared secret, which no role has
     ("POST", "/api/annotations/webhook"): dict.fromkeys(ROLES, (401, 401)),
-    ("GET", "/api/annotations/agreement"): RESEARCH,
+    # no labels stored: allowed callers learn that (404), others are refused first (403)
+    ("GET", "/api/annotations/agreement"): {
+        **RESEARCH,
+        "researcher": (404, 404),
+        "admin": (404, 404),
+    },
+    ("GET", "/api/models"): RESEARCH,
+    # no ratings stored: allowed callers get 404 "no ratings stored yet"
+    ("GET", "/api/assessment/fit"): {**RESEARCH, "researcher": (404, 404), "admin": (404, 404)},
+    # asked with ?unit_id= of the own or the other unit
+    ("GET", "/api/profiles/export"): READ_OWN,
     ("GET", "/api/audit"): ADMIN_ONLY,
     ("GET", "/api/units/{unit_id}/export"): ADMIN_ONLY,
 }
@@ -203,6 +213,8 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
             return client.get(signed_image_path(photo_id))
         return client.request(method, path.replace("{photo_id}", photo_id), headers=headers)
     path = path.replace("{unit_id}", str(unit_id))
+    if path == "/api/profiles/export":
+        return client.get(path, headers=headers, params={"unit_id": unit_id})
     if path == "/api/photos":
         return client.post(
             path,

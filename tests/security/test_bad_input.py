@@ -273,11 +273,6 @@ def test_bad_case_files_name_file_field_and_reason(tmp_path):
     assert "other-id" not in {c.id for c in library} and "gap-id" not in {c.id for c in library}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="profiles.store.import_context numbers an unknown unit's row from the frame index, "
-    "one less than the row the file shows (row 2 for the file's row 3)",
-)
 def test_unknown_unit_in_context_file_is_reported_on_its_own_row(api):
     adm = token(api, "adm")
     good = ["Olympia", "2026-VT", 60, 4, 15, 5.1, 0.41, 0.1, 0.0, 0.2]

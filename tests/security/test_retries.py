@@ -3,8 +3,6 @@ unit are a duplicate, never a second row or file."""
 
 from __future__ import annotations
 
-import pytest
-
 from tests.security.conftest import (
     distinct_jpeg,
     photo_count,
@@ -29,11 +27,6 @@ def _same_photo(a: dict, b: dict) -> bool:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the replay reads created_at back from SQLite without its UTC offset "
-    "('...171233' instead of '...171233Z'); PhotoOut should mark naive datetimes as UTC",
-)
 def test_a_replay_is_byte_for_byte_the_first_answer(api):
     edu = token(api, "edu")
     unit_id, group_id, band = unit_and_group(api, edu)

@@ -1,0 +1,225 @@
+"""The principal's profile page and the research page, in a real headless Chromium.
+
+One demo municipality (eight units, two terms, three photos per group and term, rated sheets and
+organisational data) is seeded once for the module and served by uvicorn. A principal reads their
+unit's page (charts with accessible names and text alternatives, intervals, "too few to show" for
+the age bands with three photos, development areas), switches to English, and cannot open another
+unit's page; a researcher sees the registered models with the promoted one marked and the fit
+tables. Screenshots (desktop 1280×900, tablet 1024×768) go to test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.api.conftest import PASSWORD
+from tests.web.conftest import REPO, LiveServer, _free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+DESKTOP = {"width": 1280, "height": 900}
+TABLET = {"width": 1024, "height": 768}
+# Dalhem is the demo unit whose profile has development areas; Olympia is someone else's.
+PRINCIPAL = ("dal", "principal", ["Dalhem"])
+RESEARCHER = ("forsk", "researcher", [])
+
+
+@pytest.fixture(scope="module")
+def demo_server(chromium, trained_model, shared_models, tmp_path_factory) -> Iterator[LiveServer]:
+    """The demo municipality (``core.demo.seed_demo``, 3 photos per group and term) served live."""
+    from core.config import get_settings
+    from core.db import dispose_engines, migrate, session_factory
+    from core.demo import seed_demo
+    from core.users import upsert_user
+    from training.registry import promote
+
+    var = tmp_path_factory.mktemp("pages")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPIRA_VAR_DIR", str(var / "var"))
+    mp.setenv("SPIRA_MODELS_DIR", str(shared_models))
+    get_settings.cache_clear()
+    proc = None
+    try:
+        migrate()
+        factory = session_factory()
+        with factory() as session:
+            promote(trained_model, session=session)
+            session.commit()
+        seed_demo(factory, photos_per_term=3, log=lambda line: None)
+        with factory() as session:
+            for username, role, units in (PRINCIPAL, RESEARCHER):
+                upsert_user(
+                    session, username=username, password=PASSWORD, role=role, unit_names=units
+                )
+            session.commit()
+        port = _free_port()
+        log = var / "server.log"
+        env = os.environ | {"SPIRA_WORKER_ENABLED": "false", "SPIRA_ENV": "test"}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory"]
+                + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.2)
+        yield LiveServer(url=url, factory=factory, log=log)
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        dispose_engines()
+        mp.undo()
+        get_settings.cache_clear()
+
+
+def _signed_in_page(chromium, server: LiveServer, username: str, viewport: dict):
+    """A fresh browser context signed in as `username` (Swedish); returns (context, page, errors)."""
+    context = chromium.new_context(viewport=viewport, locale="sv-SE", device_scale_factor=1)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server.url}/")
+    page.wait_for_selector("#login-section:not([hidden])")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("#login-button")
+    page.wait_for_selector("#units-section:not([hidden])")
+    return context, page, errors
+
+
+def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) -> None:
+    server = demo_server
+    dalhem = server.unit_id("Dalhem")
+    context, page, errors = _signed_in_page(chromium, server, PRINCIPAL[0], DESKTOP)
+
+    # the landing page links to the unit's page
+    page.click(f"article[data-unit-id='{dalhem}'] h2 a")
+    page.wait_for_url(f"{server.url}/units/{dalhem}")
+    page.wait_for_selector("#sec-distribution svg")
+    assert page.inner_text("#unit-name") == "Dalhem"
+    assert page.input_value("#term") == "2026-HT"  # the latest term by default
+    assert page.eval_on_selector_all("#term option", "os => os.map(o => o.value)") == [
+        "2026-VT",
+        "2026-HT",
+    ]
+
+    # every chart is an accessible image with a title and a text alternative
+    charts = page.query_selector_all("figure.chart")
+    assert len(charts) >= 5  # distribution, trend, ability, expected, context
+    for chart in charts:
+        svg = chart.query_selector("svg")
+        assert svg.get_attribute("role") == "img"
+        assert len(svg.get_attribute("aria-label") or "") > 20
+        assert svg.query_selector("title").text_content()
+        assert chart.query_selector("figcaption table") is not None
+    # the distribution has five bars and the expected-for-age marker
+    assert len(page.query_selector_all("#sec-distribution rect.bar")) == 5
+    assert page.query_selector("#sec-distribution line.marker.expected") is not None
+    # figures come with an interval ("value [lo, hi]") and whiskers in the charts
+    assert "[" in page.inner_text("#sec-trend figcaption tbody tr:last-child td:last-child")
+    assert len(page.query_selector_all("#sec-ability line.whisker")) >= 3
+    assert page.query_selector("#sec-ability line.reference") is not None
+    # three photos per age band: each band's figures are withheld, the unit's (n = 6) shown
+    age_table = page.inner_text("#sec-distribution figcaption")
+    assert age_table.count("för få för att visa") >= 4  # 2 bands × (mean stage, index)
+    assert "6" in page.inner_text("#sec-distribution figcaption tbody tr:last-child")
+    # expected vs observed as a deviation, with the association-not-cause sentence
+    assert "inte en orsak" in page.inner_text("#sec-expected .association-note")
+    # development areas, each with its explanation
+    areas = page.query_selector_all("#sec-development li.development-area")
+    assert areas, page.inner_text("#sec-development")
+    assert all(len(a.inner_text()) > 40 for a in areas)
+    assert page.query_selector("#sec-similar tbody tr") is not None
+    assert page.inner_text("#sec-triangulation p")
+    # export buttons point at the unit's export
+    assert page.get_attribute("#export-csv", "href") == (
+        f"/api/profiles/export?format=csv&unit_id={dalhem}"
+    )
+    export = context.request.get(f"{server.url}{page.get_attribute('#export-xlsx', 'href')}")
+    assert export.status == 200 and export.body()[:2] == b"PK"  # an xlsx (zip) file
+    page.screenshot(path=str(screenshots / "unit-desktop.png"), full_page=True)
+
+    # another term reloads the page's figures
+    page.select_option("#term", "2026-VT")
+    page.wait_for_function("document.querySelector('#sec-ability h2') && "
+                           "document.querySelector('#sec-ability figure svg title')"
+                           ".textContent.includes('2026-VT')")
+
+    # English: headings and notices change
+    page.click("button[data-lang=en]")
+    assert page.inner_text("#sec-distribution h2") == "Stage distribution against age"
+    assert page.inner_text("#sec-development h2") == "Development areas"
+    assert "too few to show" in page.inner_text("#sec-distribution figcaption")
+    assert page.inner_text("#export-csv") == "CSV"
+    page.screenshot(path=str(screenshots / "unit-desktop-en.png"), full_page=True)
+    page.click("button[data-lang=sv]")
+
+    # a tablet reads the same page in one column without horizontal scrolling
+    page.set_viewport_size(TABLET)
+    page.select_option("#term", "2026-HT")
+    page.wait_for_selector("#sec-distribution svg")
+    assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
+    page.screenshot(path=str(screenshots / "unit-tablet.png"), full_page=True)
+
+    # another unit's page: the API says 404 and the page says so
+    olympia = server.unit_id("Olympia")
+    page.goto(f"{server.url}/units/{olympia}")
+    page.wait_for_selector("#unit-error:not([hidden])")
+    assert "finns inte" in page.inner_text("#unit-error")
+    assert page.is_hidden("#unit-page")
+    assert errors == []
+    context.close()
+
+
+def test_researcher_sees_models_agreement_and_fit(chromium, demo_server, screenshots) -> None:
+    context, page, errors = _signed_in_page(chromium, demo_server, RESEARCHER[0], DESKTOP)
+    page.click("#research-link")
+    page.wait_for_url(f"{demo_server.url}/research")
+    page.wait_for_selector("#models-table")
+
+    promoted = page.query_selector_all("#models-table tbody tr:has(.badge)")
+    assert len(promoted) == 1
+    row = promoted[0].inner_text()
+    assert "i bruk" in row
+    assert "0," in row  # qwk, mae, ece shown with Swedish decimals
+    # no labels pulled from Label Studio yet: said plainly
+    assert "Inga etiketter" in page.inner_text("#no-labels")
+    # item and rater fit from the demo ratings; misfit flagged
+    assert len(page.query_selector_all("#items-table tbody tr")) >= 3
+    assert len(page.query_selector_all("#raters-table tbody tr")) >= 2
+    flagged = page.query_selector_all("#sec-fit td.flag")
+    values = [float(f.inner_text().split()[-1].replace(",", ".")) for f in flagged]
+    assert all(v < 0.7 or v > 1.3 for v in values)
+    page.screenshot(path=str(screenshots / "research-desktop.png"), full_page=True)
+
+    page.set_viewport_size(TABLET)
+    page.click("button[data-lang=en]")
+    assert page.inner_text("#sec-models h2") == "Registered stage models"
+    assert "in use" in page.inner_text("#models-table")
+    page.screenshot(path=str(screenshots / "research-tablet.png"), full_page=True)
+    assert errors == []
+    context.close()
