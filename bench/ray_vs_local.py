@@ -11,6 +11,7 @@ Usage: python bench/ray_vs_local.py [--photos 96] [--megapixels 2] [--batch 32] 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -115,7 +116,9 @@ def main() -> None:
     _queue(factory, store, args.photos, args.megapixels)
     cpus = len(os.sched_getaffinity(0))
 
-    model.embedder().embed([np.zeros((64, 64, 3), np.uint8)])  # load + compile, as a running worker has
+    model.embedder().embed(
+        [np.zeros((64, 64, 3), np.uint8)]
+    )  # load + compile, as a running worker has
     t0 = time.perf_counter()
     assert drain(factory, store, model, batch=args.batch) == args.photos
     local_s = time.perf_counter() - t0
@@ -128,7 +131,7 @@ def main() -> None:
         include_dashboard=False,
         _temp_dir=str(tmp / "ray"),
         _node_ip_address="127.0.0.1",
-        logging_level="WARNING",
+        logging_level=logging.WARNING,
     )
     init_s = time.perf_counter() - t0
     try:

@@ -357,8 +357,28 @@ def ingest(
 
 
 @app.command()
-def embed(batch: int = typer.Option(16, help="photos per micro-batch")) -> None:
-    """Embed and score every queued photo (the same work the server's background worker does)."""
+def embed(
+    batch: int = typer.Option(16, help="photos per micro-batch"),
+    engine: str = typer.Option("local", help="local (default) or ray"),
+    address: str | None = typer.Option(
+        None, help="Ray cluster address (default: start a local Ray)"
+    ),
+) -> None:
+    """Embed and score every queued photo (the same work the server's background worker does).
+
+    `--engine ray` runs the same decode, features, embedding and stage functions as a Ray Data
+    pipeline (GPU actors when the cluster has GPUs); it is resumable and gives the same results.
+    """
+    if engine not in ("local", "ray"):
+        console.print(f"[red]error:[/red] engine {engine!r} is not one of local, ray")
+        raise typer.Exit(2)
+    if engine == "ray":
+        from vision.ray_engine import run_ray
+
+        _migrated()
+        done = run_ray(address=address, batch_size=get_settings().batch_size)
+        console.print(f"processed {done} photo(s) on Ray")
+        return
     from sqlalchemy import func, select
 
     from core.models import Photo

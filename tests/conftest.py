@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.postgres"]
+
 # Tests never touch ./var, the network or a GPU unless they ask for it.
 os.environ.setdefault("SPIRA_ENV", "test")
 os.environ.setdefault("SPIRA_DEVICE", "cpu")
@@ -19,13 +21,18 @@ def onnx_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def spira_env(tmp_path, monkeypatch, shared_models):
-    """Settings pointing at a fresh var folder; the models folder is shared (trained once)."""
+def spira_env(tmp_path, monkeypatch, shared_models, db_backend_url):
+    """Settings pointing at a fresh var folder and database; runs once on SQLite and once on a
+    real PostgreSQL (tests/postgres.py). The models folder is shared (trained once)."""
     from core.config import get_settings
     from core.db import dispose_engines
 
     monkeypatch.setenv("SPIRA_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("SPIRA_MODELS_DIR", str(shared_models))
+    if db_backend_url:
+        monkeypatch.setenv("SPIRA_DATABASE_URL", db_backend_url)
+    else:
+        monkeypatch.delenv("SPIRA_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     yield get_settings()
     dispose_engines()

@@ -23,6 +23,7 @@ Enable with ``pytest_plugins = ["tests.postgres"]`` in the top-level ``tests/con
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import pwd
 import shutil
@@ -156,10 +157,9 @@ class PostgresServer:
         """Stop the server (fast shutdown) and delete its folder. Safe to call twice."""
         if self._started:
             self._started = False
-            try:
+            # a server already gone is fine: the folder is removed regardless
+            with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
                 self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
-            except (RuntimeError, subprocess.TimeoutExpired):
-                pass  # already gone; the folder is removed regardless
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- databases ----------------------------------------------------------------------------
@@ -178,7 +178,7 @@ class PostgresServer:
     def create_database(self) -> str:
         """Create a fresh, empty database (from template0); returns its name."""
         name = f"test_{uuid.uuid4().hex[:12]}"
-        self._admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+        self._admin(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
         return name
 
     def drop_database(self, name: str) -> None:

@@ -30,6 +30,10 @@ MODEL_INPUT = 256
 #: Long side, in pixels, of the scan copy. At 432 px each 2×2 tile (0.6 of a side, 259 px) reaches
 #: the model at about its own resolution, so nothing is thrown away and nothing invented.
 DETECT_LONG_SIDE = 432
+#: Long side, in pixels, of the scan copy from which it is also scanned in tiles: from 384 px on,
+#: a tile holds at least 0.9 of the model's input in pixels, so the four extra passes
+#: (each costing as much as the whole view) add resolution, not just upscaled pixels.
+_TILE_FROM = 384
 #: Share of the copy's width and height one tile spans; neighbouring tiles overlap by 0.2 of a
 #: side, so a face up to that size cut by one tile's edge lies whole in another tile.
 _TILE_SPAN = 0.6
@@ -116,9 +120,11 @@ def detect_faces(rgb: np.ndarray, *, detect_long_side: int = DETECT_LONG_SIDE) -
     """Find faces in an RGB uint8 image (H, W, 3).
 
     The image is shrunk to a copy whose long side is ``detect_long_side`` px (never enlarged),
-    which the model sees whole and, when it is larger than the model's 256 px, also as 2×2
-    overlapping tiles. Faces down to about 4 % of the copy's long side (17 px of a 432-px copy, so
-    about 65 px in a 1600-px photo) are found; faces filling the whole photo are found too.
+    which the model sees whole (one pass) and, from 384 px on, also as 2×2 overlapping tiles
+    (five passes). Seen whole, faces from about 11 % of the long side up to the whole photo are
+    found (180 px in a 1600-px photo); with tiles from about 6 % (100 px in a 1600-px photo, half
+    of those at 4 %). Faces whose box is mostly paper with strokes on it are taken for drawn faces
+    and left out (see ``_looks_like_paper``).
 
     Returns boxes (x, y, width, height) in the pixel coordinates of ``rgb``, clipped to it, one per
     face, highest score first. Raises ValueError when ``rgb`` is not an RGB uint8 array.
@@ -161,10 +167,11 @@ def _face_candidates(rgb: np.ndarray, detect_long_side: int) -> tuple[np.ndarray
 
 
 def _windows(width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Views (x, y, width, height) of a copy the model looks at: the whole copy, and, when it is
-    larger than the model input, its four corner tiles of ``_TILE_SPAN`` of each side."""
+    """Views (x, y, width, height) of a copy the model looks at: the whole copy, and, when its
+    long side is at least ``_TILE_FROM`` px, its four corner tiles of ``_TILE_SPAN`` of each
+    side."""
     views = [(0, 0, width, height)]
-    if max(width, height) > MODEL_INPUT:
+    if max(width, height) >= _TILE_FROM:
         tw, th = max(1, round(width * _TILE_SPAN)), max(1, round(height * _TILE_SPAN))
         views += [(x, y, tw, th) for y in (0, height - th) for x in (0, width - tw)]
     return views

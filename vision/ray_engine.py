@@ -316,7 +316,8 @@ def run_ray(
             if not items:
                 return written
             cursor = items[-1]["photo_id"]
-            ds = ray.data.from_items(items, override_num_blocks=math.ceil(len(items) / batch_size))
+            blocks = math.ceil(len(items) / batch_size)
+            ds: Any = ray.data.from_items(items, override_num_blocks=blocks)
             ds = ds.map_batches(
                 describe_batch,
                 batch_size=batch_size,

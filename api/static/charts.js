@@ -64,6 +64,7 @@ function domainOf(values, pad = 0.5) {
 /** Format a number with `digits` decimals (the page's language decides the decimal mark). */
 export function fmt(v, digits = 2, locale = "sv-SE") {
   if (v == null || !Number.isFinite(v)) return "–";
+  if (Math.abs(v) < 0.5 * 10 ** -digits) v = 0; // no "−0,00"
   return v.toLocaleString(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
@@ -141,16 +142,19 @@ export function stageDistributionChart({ shares, stageLabels, observed, expected
   g.append(s("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "axis" }));
   g.append(s("text", { x: left, y: height - 6, class: "tick" }, labels.stage));
   // markers: expected (dashed, amber) and observed (solid, dark) mean stage on the stage axis
-  const marker = (value, cls, text, row) => {
+  // the lower marker is labelled on its left, the higher on its right, so close markers stay legible
+  const marker = (value, cls, text, row, leftSide) => {
     if (value == null) return;
     const mx = x(value);
+    const attrs = leftSide ? { x: mx - 4, "text-anchor": "end" } : { x: mx + 4 };
     g.append(
       s("line", { x1: mx, x2: mx, y1: top - 8 + row * 14, y2: bottom, class: `marker ${cls}` }),
-      s("text", { x: mx + 4, y: top - 12 + row * 14 + 10, class: `marker-label ${cls}` }, text),
+      s("text", { ...attrs, y: top - 12 + row * 14 + 10, class: `marker-label ${cls}` }, text),
     );
   };
-  marker(expected, "expected", labels.expected, 0);
-  marker(observed, "observed", labels.observed, 1);
+  const expectedLower = expected != null && observed != null && expected <= observed;
+  marker(expected, "expected", labels.expected, 0, expectedLower);
+  marker(observed, "observed", labels.observed, 1, !expectedLower && observed != null);
   svg.append(g);
   return figure(svg, { title: labels.title, summary: labels.summary, table });
 }
@@ -182,7 +186,7 @@ export function intervalChart({ rows, reference = 0, tooFew, axisLabel, title, s
   }
   rows.forEach((r, i) => {
     const cy = top + i * rowH + rowH / 2;
-    const label = r.label.length > 26 ? `${r.label.slice(0, 25)}…` : r.label;
+    const label = r.label.length > 25 ? `${r.label.slice(0, 24)}…` : r.label;
     g.append(s("text", { x: labelW, y: cy + 5, "text-anchor": "end", class: "row-label" }, s("title", {}, r.label), label));
     if (r.suppressed || r.value == null) {
       g.append(s("text", { x: left + 6, y: cy + 5, class: "too-few" }, tooFew));
@@ -282,21 +286,24 @@ export function referenceChart({ rows, labels, title, summary, table }) {
     ["national", labels.national],
     ["band", labels.band],
   ];
-  let lx = left;
+  let lx = 12;
   for (const [kind, text] of legend) {
     if (kind === "dot") g.append(s("circle", { cx: lx + 6, cy: 12, r: 6, class: "dot" }));
     if (kind === "mean") g.append(s("path", { d: `M${lx + 6},5 l7,7 l-7,7 l-7,-7 z`, class: "mean-marker" }));
     if (kind === "national") g.append(s("line", { x1: lx + 6, x2: lx + 6, y1: 3, y2: 21, class: "national-marker" }));
     if (kind === "band") g.append(s("rect", { x: lx, y: 6, width: 14, height: 12, class: "band" }));
     g.append(s("text", { x: lx + 18, y: 17, class: "tick" }, text));
-    lx += 26 + text.length * 7.4;
+    lx += 34 + text.length * 8.2;
   }
   rows.forEach((r, i) => {
     const cy = top + i * rowH + rowH / 2;
-    const label = r.label.length > 28 ? `${r.label.slice(0, 27)}…` : r.label;
+    const label = r.label.length > 25 ? `${r.label.slice(0, 24)}…` : r.label;
     g.append(s("text", { x: labelW, y: cy + 5, "text-anchor": "end", class: "row-label" }, s("title", {}, r.label), label));
     const bands = r.bands || [];
-    const [d0, d1] = domainOf([r.value, r.mean, r.national, ...bands.flatMap((b) => [b.lo, b.hi])], 1);
+    // anchored at zero (context measures are counts, shares, ratios): distances read as proportions
+    const values = [r.value, r.mean, r.national, ...bands.flatMap((b) => [b.lo, b.hi])].filter(Number.isFinite);
+    const d0 = Math.min(0, ...values);
+    const d1 = Math.max(d0 + 1e-6, ...values) * 1.08;
     const x = linear(d0, d1, left, right);
     g.append(s("line", { x1: left, x2: right, y1: cy, y2: cy, class: "grid" }));
     for (const b of bands) {

@@ -54,9 +54,10 @@ function figure(f) {
 function fitCell(v) {
   if (v == null) return el("td", {}, "–");
   const off = v < FIT_LOW || v > FIT_HIGH;
+  const value = String(v);
   return off
-    ? el("td", { class: "flag", title: t("fit_flag") }, `⚠ ${num(v)}`, el("span", { class: "visually-hidden" }, ` (${t("fit_flag")})`))
-    : el("td", {}, num(v));
+    ? el("td", { class: "flag", title: t("fit_flag"), "data-value": value }, `⚠ ${num(v)}`, el("span", { class: "visually-hidden" }, ` (${t("fit_flag")})`))
+    : el("td", { "data-value": value }, num(v));
 }
 
 function modelsSection(r) {

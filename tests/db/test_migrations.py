@@ -23,8 +23,8 @@ def _metadata():
 
 
 def _schema_differences(url: str) -> list:
-    from alembic.migration import MigrationContext
     from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
 
     engine = create_engine(url, poolclass=pool.NullPool)
     try:

