@@ -54,16 +54,21 @@ def photographed_drawing(stage: int, seed: int) -> np.ndarray:
 
 def paste_lfw_faces(background: np.ndarray, side: int, seed: int, n: int = 4):
     """Paste ``n`` of LFW's face crops (skimage's lfw_subset, 25×25 grey), enlarged to ``side``
-    px, at random non-overlapping places. Returns (image, list of pasted boxes)."""
+    px, into ``n`` randomly chosen cells of a grid of ``side``-px cells, each shifted at random
+    within its cell's slack, so they never overlap. Returns (image, list of pasted boxes)."""
     faces_25 = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
     rng = np.random.default_rng(seed)
     image = background.copy()
-    pasted: list[tuple[int, int, int, int]] = []
     height, width = image.shape[:2]
-    while len(pasted) < n:
-        x, y = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
-        if any(_overlaps((x, y, side, side), box) for box in pasted):
-            continue
+    columns, rows = width // side, height // side
+    if columns * rows < n:
+        raise ValueError(f"{n} faces of {side} px do not fit in {width}×{height}")
+    slack_x, slack_y = (width - columns * side) // columns, (height - rows * side) // rows
+    pasted: list[tuple[int, int, int, int]] = []
+    for cell in rng.permutation(columns * rows)[:n]:
+        row, column = divmod(int(cell), columns)
+        x = column * (side + slack_x) + int(rng.integers(0, slack_x + 1))
+        y = row * (side + slack_y) + int(rng.integers(0, slack_y + 1))
         grey = (faces_25[int(rng.integers(0, 100))] * 255).astype(np.uint8)
         face = cv2.resize(grey, (side, side), interpolation=cv2.INTER_CUBIC)
         image[y : y + side, x : x + side] = face[..., None]
@@ -194,7 +199,9 @@ def test_face_on_a_photographed_drawing_is_found_and_blurred():
     boxes = detect_faces(photo)
     assert any(_iou(box, face) > 0.4 for box in boxes)
     blurred = blur_faces(photo, boxes)
-    assert not any(_overlaps(box, face) for box in detect_faces(blurred))
+    # The blurred face is not found again. (The drawn tadpole face just above it, framed by the
+    # astronaut's hair, may be: a detection grazing the face box, IoU 0.09, seen on ORT 1.2x.)
+    assert not any(_iou(box, face) > 0.3 for box in detect_faces(blurred))
     fx, fy, fw, fh = face
     before = high_frequency_energy(photo[fy : fy + fh, fx : fx + fw])
     after = high_frequency_energy(blurred[fy : fy + fh, fx : fx + fw])
