@@ -218,8 +218,23 @@ def train(
     promote: bool = typer.Option(
         False, "--promote", help="put the new model into service right away"
     ),
+    fine_tune: bool = typer.Option(
+        False,
+        "--fine-tune",
+        help="also fine-tune the backbone on the labels (GPU when present, else CPU; slower)",
+    ),
+    epochs: int = typer.Option(4, min=1, help="fine-tuning epochs (with --fine-tune)"),
+    holdout: float = typer.Option(
+        0.2,
+        min=0.0,
+        max=0.5,
+        help="share of groups the fine-tuning never sees, scored for the model card (--fine-tune)",
+    ),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (with --fine-tune)"),
 ) -> None:
-    """Train an ordinal stage model; prints the new version alone on the last line."""
+    """Train an ordinal stage model; prints the new version alone on the last line.
+
+    With --fine-tune the backbone itself is adapted to the drawings first (see the README)."""
     from training.jobs import TrainingError, run_training
 
     if sum([synthetic, csv is not None, from_label_studio]) != 1:
@@ -238,6 +253,10 @@ def train(
                 n=n,
                 seed=seed,
                 promote=promote,
+                fine_tune=fine_tune,
+                epochs=epochs,
+                holdout=holdout,
+                device=device,
                 progress=progress,
                 log=console.print,
             )
@@ -271,18 +290,31 @@ def models_list(
 def models_promote(
     version: str = typer.Argument(..., help="a version from `spira models list`"),
 ) -> None:
-    """Put a model into service; stored photos are re-scored from their stored embeddings."""
-    from training.registry import promote
+    """Put a model into service; stored photos are re-scored from their stored embeddings.
+
+    A fine-tuned model is first checked on the CPU runtime (parity with PyTorch), and each stored
+    photo is embedded once with its backbone."""
+    from training.registry import load_model, promote
 
     factory = _migrated()
     with factory() as session:
         try:
-            n = promote(version, session=session)
-        except FileNotFoundError as err:
+            fine_tuned = load_model(version).fine_tuned
+            with _progress() as progress:
+                task = progress.add_task(
+                    "embedding stored photos (fine-tuned backbone)", total=None
+                )
+                n = promote(
+                    version,
+                    session=session,
+                    progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+        except (FileNotFoundError, RuntimeError) as err:
             console.print(f"[red]error:[/red] {err}")
             raise typer.Exit(2) from None
         session.commit()
-    console.print(f"promoted {version}; re-scored {n} stored photo(s) without decoding them")
+    how = "with its own backbone" if fine_tuned else "without decoding them"
+    console.print(f"promoted {version}; re-scored {n} stored photo(s) {how}")
 
 
 @app.command()

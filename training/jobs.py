@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,18 @@ def run_training(
     n: int = 500,
     seed: int = 0,
     promote: bool = False,
+    fine_tune: bool = False,
+    epochs: int = 4,
+    holdout: float = 0.2,
+    device: str = "auto",
     progress: Any = None,
     log: Callable[[str], None] = print,
 ) -> str:
-    """Run one training job; returns the new model version."""
+    """Run one training job; returns the new model version.
+
+    ``fine_tune``: also fine-tune the backbone for ``epochs`` on all but a grouped ``holdout``
+    share of the groups (see :mod:`training.finetune`), on ``device`` ("auto": CUDA when
+    present)."""
     from training.registry import promote as promote_version
 
     def step(description: str):
@@ -78,13 +88,34 @@ def run_training(
     if len(np.unique(stages)) < 2:
         raise TrainingError("the labels cover fewer than two stages; label more photos first")
     data["n_groups"] = int(len(np.unique(groups)))
-    emb, feats, backbone_version = describe_images(images, progress=step("embedding"))
-    described = Described(emb, feats, np.asarray(stages), np.asarray(groups), backbone_version)
+    stages, groups = np.asarray(stages), np.asarray(groups)
+    if fine_tune:
+        with tempfile.TemporaryDirectory(dir=_scratch_dir()) as scratch:
+            tuned = _fine_tune(
+                images, stages, groups, Path(scratch), epochs, holdout, seed, device, step, log
+            )
+            with factory() as session:
+                model, fit = fit_and_register(
+                    tuned.described,
+                    data=data,
+                    seed=seed,
+                    session=session,
+                    human_agreement=human,
+                    backbone_weights=tuned.weights,
+                    extra_metrics=tuned.metrics,
+                    extra_params=tuned.params,
+                    log=log,
+                )
+                session.commit()
+    else:
+        emb, feats, backbone_version = describe_images(images, progress=step("embedding"))
+        described = Described(emb, feats, stages, groups, backbone_version)
+        with factory() as session:
+            model, fit = fit_and_register(
+                described, data=data, seed=seed, session=session, human_agreement=human, log=log
+            )
+            session.commit()
     with factory() as session:
-        model, fit = fit_and_register(
-            described, data=data, seed=seed, session=session, human_agreement=human, log=log
-        )
-        session.commit()
         m = fit.metrics
         log(
             f"out-of-fold: qwk {m['qwk']:.3f}, MAE {m['mae']:.3f} stages, accuracy {m['accuracy']:.3f}, "
@@ -95,3 +126,83 @@ def run_training(
             session.commit()
             log(f"promoted {model.version}; re-scored {rescored} stored photo(s)")
     return model.version
+
+
+def _scratch_dir() -> Path:
+    from training.registry import models_dir
+
+    models_dir().mkdir(parents=True, exist_ok=True)
+    return models_dir()
+
+
+@dataclass
+class _Tuned:
+    described: Described
+    weights: Path
+    metrics: dict
+    params: dict
+
+
+def _fine_tune(images, stages, groups, scratch: Path, epochs, holdout, seed, device, step, log):
+    """Fine-tune on the training groups, check the CPU runtime, describe every image with the
+    tuned backbone, and score the held-out groups with a head fitted on the training groups (and,
+    for comparison, the same with the frozen backbone)."""
+    from core.config import get_settings
+    from training.finetune import check_cpu_parity, fine_tune_backbone, holdout_split
+    from training.fit import fit_stage_head
+    from training.metrics import stage_metrics
+    from vision.model import stage_inputs
+
+    backbone = get_settings().backbone
+    train, held = holdout_split(groups, stages, holdout, seed)
+    if held.any() and len(np.unique(stages[train])) < 2:
+        raise TrainingError("too few groups to hold some out; label more photos or use --holdout 0")
+    log(
+        f"fine-tuning {backbone} on {int(train.sum())} image(s); {int(held.sum())} held out "
+        f"({len(np.unique(groups[held]))} group(s))"
+    )
+    try:
+        result = fine_tune_backbone(
+            [images[i] for i in np.flatnonzero(train)],
+            stages[train],
+            scratch / "backbone.safetensors",
+            backbone=backbone,
+            weights=get_settings().backbone_weights,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            progress=step("fine-tuning the backbone"),
+            log=log,
+        )
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
+    parity = check_cpu_parity(
+        backbone, result.weights, [images[i] for i in range(min(16, len(images)))]
+    )
+    log(f"CPU runtime parity with PyTorch: lowest cosine {parity:.5f}")
+    emb, feats, version = describe_images(
+        images, backbone=backbone, weights=result.weights, progress=step("embedding (tuned)")
+    )
+    metrics: dict = {"cpu_runtime_parity": parity, "fine_tune_history": result.history}
+    if held.any():
+        frozen_emb, _, _ = describe_images(
+            images, backbone=backbone, progress=step("embedding (frozen, for comparison)")
+        )
+        for name, vectors in (("holdout", emb), ("holdout_frozen_backbone", frozen_emb)):
+            X = stage_inputs(vectors, feats)
+            head = fit_stage_head(X[train], stages[train], groups[train], seed=seed).head
+            metrics[name] = stage_metrics(head.predict_proba(X[held]), stages[held])
+        h, f = metrics["holdout"], metrics["holdout_frozen_backbone"]
+        log(
+            f"held-out groups (n={h['n']}): qwk {h['qwk']:.3f} tuned vs {f['qwk']:.3f} frozen, "
+            f"MAE {h['mae']:.3f} vs {f['mae']:.3f}"
+        )
+    params = {
+        "fine_tune": {
+            "epochs": epochs,
+            "holdout": holdout,
+            "device": result.device,
+            "train_n": result.train_n,
+        }
+    }
+    return _Tuned(Described(emb, feats, stages, groups, version), result.weights, metrics, params)

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import shutil
 import subprocess
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,10 +22,13 @@ from sqlalchemy.orm import Session
 
 from core.config import get_settings
 from core.models import Embedding, ModelVersion, StageEstimate
-from vision.model import StageModel
+from core.storage import BlobStore
+from vision.model import BACKBONE_FILE, StageModel
 from vision.stages import OrdinalStageHead
 
 PROMOTED_FILE = "PROMOTED"
+
+log = logging.getLogger(__name__)
 
 
 def code_version() -> str:
@@ -59,12 +65,25 @@ def register(
     card: str,
     report_html: str,
     session: Session | None = None,
+    backbone_weights: Path | None = None,
 ) -> Path:
-    """Write the model's files and (when a session is given) its database row; returns its folder."""
+    """Write the model's files and (when a session is given) its database row; returns its folder.
+
+    ``backbone_weights``: a fine-tuned backbone's weights, copied into the folder
+    (``backbone.safetensors``) so the model is served with them."""
     folder = models_dir() / model.version
-    info = {"data": data, "params": params, "metrics": metrics, "code_version": code_version()}
+    info: dict = {
+        "data": data,
+        "params": params,
+        "metrics": metrics,
+        "code_version": code_version(),
+    }
     info["created_at"] = datetime.now(UTC).isoformat()
+    info["fine_tuned"] = backbone_weights is not None
     model.save(folder, extra=info)
+    if backbone_weights is not None:
+        shutil.copyfile(backbone_weights, folder / BACKBONE_FILE)
+    model.folder = folder
     (folder / "card.md").write_text(card)
     (folder / "report.html").write_text(report_html)
     if session is not None:
@@ -147,16 +166,34 @@ def load_model(version: str | None = None) -> StageModel:
     return StageModel.load(folder)
 
 
-def promote(version: str, *, session: Session | None = None, batch: int = 2048) -> int:
+def promote(
+    version: str,
+    *,
+    session: Session | None = None,
+    batch: int = 2048,
+    store: BlobStore | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
     """Put ``version`` into service and re-score stored photos from their stored embeddings.
 
-    No image is decoded again: the new head runs on the embeddings and drawing features saved when the
-    photos were processed (from the backbone version the model was trained on). Returns the number of
-    photos re-scored.
+    For a model on the backbone already in service no image is decoded again: the new head runs on
+    the embeddings and drawing features saved when the photos were processed. A fine-tuned model
+    brings its own backbone: its CPU runtime is first checked against PyTorch (parity, see
+    :func:`training.finetune.check_cpu_parity`; a failure refuses the promotion), then each stored
+    processed image lacking that backbone's embedding is embedded once (``progress(done, total)``)
+    and kept, so promoting it again later costs nothing. Returns the number of photos re-scored.
     """
     model = load_model(version)
+    if model.fine_tuned:
+        from training.finetune import check_cpu_parity, parity_probes
+
+        weights = model.backbone_weights()
+        assert weights is not None
+        check_cpu_parity(model.backbone, weights, parity_probes())
     rescored = 0
     if session is not None:
+        if model.fine_tuned:
+            embed_stored(session, model, store, progress=progress)
         for row in session.scalars(select(ModelVersion)):
             row.promoted = row.version == version
             row.promoted_at = datetime.now(UTC) if row.version == version else row.promoted_at
@@ -171,6 +208,74 @@ def promote(version: str, *, session: Session | None = None, batch: int = 2048) 
     tmp.write_text(version)
     tmp.replace(path)
     return rescored
+
+
+def embed_stored(
+    session: Session,
+    model: StageModel,
+    store: BlobStore | None = None,
+    *,
+    batch: int = 32,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Embed, with ``model``'s backbone, every processed photo that has no embedding from it yet;
+    the drawing features are copied from the photo's earlier embedding (they do not depend on the
+    backbone). Returns the number embedded; unreadable stored images are skipped and logged."""
+    from core.models import Photo
+    from core.storage import get_store
+    from vision.model import drawing_features_batch
+    from vision.worker import decode_stored
+
+    store = store or get_store()
+    have = select(Embedding.photo_id).where(Embedding.model_version == model.backbone_version)
+    photos = list(
+        session.scalars(
+            select(Photo)
+            .where(Photo.status == "done", Photo.id.not_in(have))
+            .order_by(Photo.created_at, Photo.id)
+        )
+    )
+    embedder = model.embedder()
+    done = 0
+    for start in range(0, len(photos), batch):
+        chunk, images = [], []
+        for photo in photos[start : start + batch]:
+            try:
+                images.append(decode_stored(store.get(photo.content_key)))
+                chunk.append(photo)
+            except (OSError, ValueError) as err:
+                log.warning(
+                    "photo %s: stored image unreadable (%s); not re-embedded", photo.id, err
+                )
+        if chunk:
+            vectors = embedder.embed(images)
+            earlier = {
+                e.photo_id: e.features
+                for e in session.scalars(
+                    select(Embedding).where(Embedding.photo_id.in_([p.id for p in chunk]))
+                )
+            }
+            missing = [i for i, p in enumerate(chunk) if p.id not in earlier]
+            computed = drawing_features_batch([images[i] for i in missing])
+            for i, values in zip(missing, computed, strict=True):
+                earlier[chunk[i].id] = {
+                    n: float(v) for n, v in zip(model.feature_names, values, strict=True)
+                }
+            for photo, vector in zip(chunk, vectors, strict=True):
+                session.add(
+                    Embedding(
+                        photo_id=photo.id,
+                        model_version=embedder.version,
+                        dim=vectors.shape[1],
+                        vector=vector.astype("<f4").tobytes(),
+                        features=earlier[photo.id],
+                    )
+                )
+            session.flush()
+        done += len(chunk)
+        if progress:
+            progress(min(start + batch, len(photos)), len(photos))
+    return done
 
 
 def rescore_stored(session: Session, model: StageModel, *, batch: int = 2048) -> int:

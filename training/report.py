@@ -42,6 +42,32 @@ def model_card(version: str, *, data: dict, params: dict, metrics: dict, backbon
             f"{h.get('alpha', float('nan')):.3f}, mean pairwise QWK {h.get('mean_qwk', float('nan')):.3f} "
             f"(n items = {h.get('n_items', '?')}).",
         ]
+    if m.get("holdout"):
+        h, f = m["holdout"], m.get("holdout_frozen_backbone", {})
+        nan = float("nan")
+        lines += [
+            "",
+            "## Fine-tuned backbone: held-out groups",
+            "",
+            "The backbone was fine-tuned on the training groups only. The held-out groups, which "
+            "it never saw, are scored by a head fitted on the training groups, next to the same "
+            "with the frozen backbone. The cross-validated figures above include images the "
+            "backbone was tuned on and are optimistic; these are not.",
+            "",
+            "| metric | fine-tuned | frozen |",
+            "|---|---|---|",
+            f"| quadratic weighted kappa | {h['qwk']:.3f} | {f.get('qwk', nan):.3f} |",
+            f"| MAE (in stages) | {h['mae']:.3f} | {f.get('mae', nan):.3f} |",
+            f"| accuracy | {h['accuracy']:.3f} | {f.get('accuracy', nan):.3f} |",
+            f"| expected calibration error | {h['ece']:.3f} | {f.get('ece', nan):.3f} |",
+            f"| n | {h['n']} | {f.get('n', '?')} |",
+        ]
+    if "cpu_runtime_parity" in m:
+        lines += [
+            "",
+            f"CPU runtime (ONNX → OpenVINO) against PyTorch: lowest cosine similarity "
+            f"{m['cpu_runtime_parity']:.5f} (needs ≥ 0.999 to be served).",
+        ]
     lines += [
         "",
         "## Limits",

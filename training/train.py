@@ -35,10 +35,16 @@ class Described:
 
 
 def describe_images(
-    images: Sequence[np.ndarray], *, backbone: str | None = None, progress: Progress | None = None
+    images: Sequence[np.ndarray],
+    *,
+    backbone: str | None = None,
+    weights: Path | None = None,
+    progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Embeddings (n, d), drawing features (n, f) and the backbone version, in batches."""
-    embedder = create_embedder(backbone)
+    """Embeddings (n, d), drawing features (n, f) and the backbone version, in batches.
+
+    ``weights``: a weights file for the backbone (a fine-tuned one); default the configured."""
+    embedder = create_embedder(backbone, weights=weights)
     emb_chunks, feat_chunks = [], []
     step = embedder.batch_size
     for start in range(0, len(images), step):
@@ -124,9 +130,15 @@ def fit_and_register(
     session: Session | None = None,
     backbone: str | None = None,
     human_agreement: dict | None = None,
+    backbone_weights: Path | None = None,
+    extra_metrics: dict | None = None,
+    extra_params: dict | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[StageModel, FitResult]:
-    """Fit the head with grouped CV, write the artifact (+ database row), return model and fit."""
+    """Fit the head with grouped CV, write the artifact (+ database row), return model and fit.
+
+    ``backbone_weights``: a fine-tuned backbone the embeddings came from, copied into the model's
+    folder so it is served with it. ``extra_metrics``/``extra_params`` join the model card's."""
     from core.config import get_settings
     from vision.features import FEATURE_NAMES
 
@@ -134,6 +146,7 @@ def fit_and_register(
     fit = fit_stage_head(X, described.stages, described.groups, seed=seed, progress=log)
     if human_agreement:
         fit.metrics["human_agreement"] = human_agreement
+    fit.metrics.update(extra_metrics or {})
     version = new_version(fit.head)
     model = StageModel(
         version=version,
@@ -143,6 +156,7 @@ def fit_and_register(
         head=fit.head,
     )
     params = {"l2": fit.l2, "temperature": round(fit.metrics["temperature"], 4), "seed": seed}
+    params.update(extra_params or {})
     card = model_card(
         version, data=data, params=params, metrics=fit.metrics, backbone=model.backbone_version
     )
@@ -157,5 +171,6 @@ def fit_and_register(
         card=card,
         report_html=report,
         session=session,
+        backbone_weights=backbone_weights,
     )
     return model, fit

@@ -130,7 +130,16 @@ def load_backbone(name: str, weights: Path | None = None, *, with_classifier: bo
             state = state["state_dict"]
     model: Any = timm.create_model(spec.timm_name, pretrained=False)
     target = model.state_dict()
-    if spec.weights_format == "ordered":
+    classifier = {k for k in target if k.split(".")[0] == model.default_cfg.get("classifier")}
+    if set(state) in (set(target), set(target) - classifier):
+        # Weights in timm naming (for instance a backbone fine-tuned by ``spira train
+        # --fine-tune``, saved without its classifier): loaded by name, whatever the spec says.
+        if set(state) != set(target):
+            if with_classifier:
+                raise ValueError(f"{path} holds no classifier; it cannot classify")
+            model.reset_classifier(0)
+        model.load_state_dict(state, strict=True)
+    elif spec.weights_format == "ordered":
         if len(state) != len(target):
             raise ValueError(
                 f"{path}: {len(state)} tensors, {spec.timm_name} expects {len(target)}"
@@ -145,8 +154,9 @@ def load_backbone(name: str, weights: Path | None = None, *, with_classifier: bo
                     f"{tuple(expected.shape)}"
                 )
             mapped[dst_key] = tensor
-        state = mapped
-    model.load_state_dict(state, strict=True)
+        model.load_state_dict(mapped, strict=True)
+    else:
+        model.load_state_dict(state, strict=True)
     if not with_classifier:
         model.reset_classifier(0)
     model.eval()

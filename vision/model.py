@@ -17,6 +17,8 @@ from vision.stages import OrdinalStageHead
 
 HEAD_FILE = "head.npz"
 META_FILE = "model.json"
+#: A fine-tuned backbone's weights (timm naming, safetensors), kept in the model's own folder.
+BACKBONE_FILE = "backbone.safetensors"
 
 
 def drawing_features_batch(images: list[np.ndarray]) -> np.ndarray:
@@ -51,6 +53,23 @@ class StageModel:
     backbone_version: str  # name@weights-sha the embeddings must come from
     feature_names: tuple[str, ...]
     head: OrdinalStageHead
+    #: The model's folder when loaded from one (where a fine-tuned backbone's weights live).
+    folder: Path | None = None
+
+    @property
+    def fine_tuned(self) -> bool:
+        """True when the model carries its own fine-tuned backbone weights."""
+        return self.folder is not None and (self.folder / BACKBONE_FILE).is_file()
+
+    def backbone_weights(self) -> Path | None:
+        """The weights file the embeddings must come from: the model's own fine-tuned backbone,
+        else the configured one (``SPIRA_BACKBONE_WEIGHTS``; None for the bundled weights)."""
+        if self.fine_tuned:
+            assert self.folder is not None
+            return self.folder / BACKBONE_FILE
+        from core.config import get_settings
+
+        return get_settings().backbone_weights
 
     @classmethod
     def load(cls, folder: Path) -> StageModel:
@@ -66,6 +85,7 @@ class StageModel:
             backbone_version=meta["backbone_version"],
             feature_names=tuple(meta["feature_names"]),
             head=head,
+            folder=folder,
         )
 
     def save(self, folder: Path, extra: dict | None = None) -> None:
@@ -87,10 +107,13 @@ class StageModel:
             probs=probs, expected=probs @ np.arange(probs.shape[1]), top=probs.argmax(1)
         )
 
-    def embedder(self):
+    def embedder(self, **options):
+        """The embedder whose embeddings this head was trained on (``options`` go to
+        :func:`vision.embed.create_embedder`, e.g. ``runtime``). Raises RuntimeError when the
+        configured backbone's weights are not those."""
         from vision.embed import create_embedder
 
-        emb = create_embedder(self.backbone)
+        emb = create_embedder(self.backbone, weights=self.backbone_weights(), **options)
         if emb.version != self.backbone_version:
             raise RuntimeError(
                 f"stage model {self.version} was trained on {self.backbone_version} embeddings but the "

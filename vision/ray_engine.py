@@ -221,10 +221,9 @@ def write_results(
 def backbone_setup(model: StageModel, onnx_cache: Path) -> BackboneSetup:
     """The backbone the stage model needs, checked against the configured weights before any Ray
     work starts (a mismatch raises RuntimeError naming both versions)."""
-    from core.config import get_settings
     from vision.embed import load_backbone
 
-    weights = get_settings().backbone_weights
+    weights = model.backbone_weights()
     _, data_cfg, sha = load_backbone(model.backbone, weights)
     version = f"{model.backbone}@{sha[:8]}"
     if version != model.backbone_version:
