@@ -2,13 +2,16 @@
 
 (a) Embedding throughput from 12-megapixel JPEG bytes to an embedding:
     baseline: full Pillow decode, torchvision transforms, PyTorch eager, one image at a time;
-    project:  reduced DCT decode (Pillow draft), area resize, exported graph on the CPU runtime, batches.
+    project:  reduced DCT decode (Pillow draft) on a thread per core, area resize, exported graph on
+              the CPU runtime, batches of 32.
     Also the model alone at 224 px (pixels in, embedding out) for each runtime.
 (b) End-to-end ingest, upload bytes to stored estimate:
     baseline: the naive embedding path plus the same stage head, one photo at a time;
     project:  vision.photos.accept_photo (sniff, reduced decode, orientation, metadata strip, face blur,
-              sheet correction, storage, database row) then the queue worker (decode stored image,
-              features, batched embedding, stage head, database), the path a real upload takes.
+              sheet correction, storage, database row) from one upload per CPU core at once, as the
+              API's thread pool runs them, with the queue worker (decode stored image, features,
+              batched embedding, stage head, database) draining alongside, as in the API process;
+              timed until every photo has its stored estimate.
 
 Usage: python bench/vision.py [--photos 48] [--write]
 """
@@ -50,6 +53,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=48, help="number of 12-MP photos")
     parser.add_argument(
         "--baseline-photos", type=int, default=8, help="photos for the (slow) baseline"
+    )
+    parser.add_argument(
+        "--clients", type=int, default=0, help="concurrent uploads (default: one per CPU core)"
     )
     parser.add_argument("--write", action="store_true", help="write the results to BENCHMARKS.md")
     args = parser.parse_args()
@@ -109,11 +115,27 @@ def main() -> None:
     naive_rate = args.baseline_photos / (time.perf_counter() - t)
     print(f"naive JPEG -> embedding: {naive_rate:.2f} images/s", flush=True)
 
+    from concurrent.futures import ThreadPoolExecutor
+
     embedder = create_embedder(device="cpu")
+
+    def prepare(chunk: list[bytes]) -> np.ndarray:
+        # Reduced DCT decoding straight to about twice the input size, then the area resize.
+        return preprocess([decode_stored(p, long_side=448) for p in chunk], embedder.data_cfg)
+
     t = time.perf_counter()
-    for start in range(0, len(photos), 32):
-        images = [decode_stored(p, long_side=448) for p in photos[start : start + 32]]
-        embedder.embed_pixels(preprocess(images, embedder.data_cfg))
+    # Decoding runs on a thread per core (libjpeg and OpenCV release the GIL) while the runtime
+    # embeds the batches already decoded, as the Ray engine's CPU tasks and actors do.
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        chunks = [photos[start : start + 8] for start in range(0, len(photos), 8)]
+        ready: list[np.ndarray] = []
+        for pixels in pool.map(prepare, chunks):
+            ready.append(pixels)
+            if sum(len(r) for r in ready) >= 32:
+                embedder.embed_pixels(np.concatenate(ready))
+                ready = []
+        if ready:
+            embedder.embed_pixels(np.concatenate(ready))
     project_rate = len(photos) / (time.perf_counter() - t)
     print(
         f"project JPEG -> embedding ({embedder.runtime}): {project_rate:.1f} images/s", flush=True
@@ -139,33 +161,55 @@ def main() -> None:
     with factory() as session:
         seed_structure(session)
         session.commit()
-    from sqlalchemy import select
+    from concurrent.futures import ThreadPoolExecutor
 
-    from core.models import Group, Unit
+    from sqlalchemy import func, select
+
+    from core.models import Group, StageEstimate, Unit
 
     with factory() as session:
         unit = session.scalars(select(Unit)).first()
         assert unit is not None
         group = session.scalars(select(Group).where(Group.unit_id == unit.id)).first()
         assert group is not None
-        t = time.perf_counter()
-        for p in photos:
+        unit_id, group_id = unit.id, group.id
+
+    def upload(p: bytes) -> None:
+        # One request's work, as the API does it: its own session, then accept_photo.
+        with factory() as session:
             accept_photo(
                 session=session,
                 store=store,
                 data=p,
-                unit=unit,
-                group=group,
+                unit=session.get(Unit, unit_id),  # type: ignore[arg-type]
+                group=session.get(Group, group_id),  # type: ignore[arg-type]
                 activity="teckning",
                 age_band="4-5",
-            )  # type: ignore[arg-type]
+            )
+
+    def worker(stop_at: int) -> None:
+        # The queue worker, as in the API process: drains while uploads arrive.
+        while True:
+            drain(factory, store, model, batch=32)
+            with factory() as session:
+                done = session.scalar(select(func.count()).select_from(StageEstimate)) or 0
+                if done >= stop_at:
+                    return
+            time.sleep(0.05)
+
+    clients = args.clients or (os.cpu_count() or 1)
+    with factory() as session:
+        before = session.scalar(select(func.count()).select_from(StageEstimate)) or 0
+    t = time.perf_counter()
+    with ThreadPoolExecutor(clients + 1) as pool:
+        drained = pool.submit(worker, before + len(photos))
+        list(pool.map(upload, photos))
         t_ingest = time.perf_counter() - t
-    t2 = time.perf_counter()
-    n_done = drain(factory, store, model, batch=32)
-    t_worker = time.perf_counter() - t2
-    e2e = len(photos) / (t_ingest + t_worker)
+        drained.result()
+    e2e = len(photos) / (time.perf_counter() - t)
     print(
-        f"project end to end: {e2e:.1f} photos/s (ingest {len(photos) / t_ingest:.1f}/s, worker {n_done / t_worker:.1f}/s)",
+        f"project end to end ({clients} concurrent uploads, worker alongside): {e2e:.1f} photos/s "
+        f"(uploads accepted at {len(photos) / t_ingest:.1f}/s)",
         flush=True,
     )
 
@@ -173,8 +217,8 @@ def main() -> None:
 
 | measurement | baseline | Spira | ratio |
 |---|---|---|---|
-| (a) JPEG bytes → embedding, images/s | {naive_rate:.2f} (full decode, torchvision, eager, one at a time) | {project_rate:.1f} (draft decode, {embedder.runtime}, batch 32) | {project_rate / naive_rate:.1f}× |
-| (b) upload bytes → stored estimate, photos/s | {naive_e2e:.2f} | {e2e:.1f} (ingest {len(photos) / t_ingest:.1f}/s, worker {n_done / t_worker:.1f}/s) | {e2e / naive_e2e:.1f}× |
+| (a) JPEG bytes → embedding, images/s | {naive_rate:.2f} (full decode, torchvision, eager, one at a time) | {project_rate:.1f} (draft decode on a thread per core, {embedder.runtime}, batch 32) | {project_rate / naive_rate:.1f}× |
+| (b) upload bytes → stored estimate, photos/s | {naive_e2e:.2f} (one at a time) | {e2e:.1f} ({clients} concurrent uploads accepted at {len(photos) / t_ingest:.1f}/s, queue worker alongside) | {e2e / naive_e2e:.1f}× |
 
 Model alone, batch 32 at 224 px, images/s: {", ".join(f"{r} {v:.1f}" for r, v in rows)}.
 
