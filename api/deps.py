@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Unit, User
 from core.security import read_token
+from profiles.store import profile_service
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
 
@@ -26,6 +27,9 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
     finally:
         session.close()
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # A write may change what profiles rest on: the next read checks at once.
+            profile_service.invalidate()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.orm import sessionmaker
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.routes import admin, assessment, auth, images, photos, research, units
 from api.routes import annotations as annotation_routes
+from core.audit import AuditWriter
 from core.config import get_settings
-from core.db import migrate, session_factory
+from core.db import migrate, new_engine, session_factory
 from core.storage import BlobStore
+from profiles.store import profile_service
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -19,6 +24,31 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
 }
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every HTTP answer that does not set its own.
+
+    Plain ASGI rather than ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs each
+    request through extra tasks and streams, a cost paid on every profile read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    if key not in headers:
+                        headers[key] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(*, start_worker: bool | None = None) -> FastAPI:
@@ -30,18 +60,34 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
         migrate(settings.db_url)
         app.state.session_factory = session_factory(settings.db_url)
         app.state.store = BlobStore(settings.storage_path)
+        settings.storage_path.mkdir(parents=True, exist_ok=True)  # the lock files live there
+        # The audit writer has a connection of its own: requests waiting for it hold theirs.
+        audit_engine = new_engine(settings.db_url, pool_size=1, max_overflow=0)
+        app.state.audit = AuditWriter(
+            sessionmaker(bind=audit_engine),
+            lock_path=settings.storage_path / ".audit.lock"
+            if settings.db_url.startswith("sqlite")
+            else None,
+        )
         app.state.worker = None
         if settings.worker_enabled if start_worker is None else start_worker:
             from training.registry import load_model
             from vision.worker import BackgroundWorker
 
-            worker = BackgroundWorker(app.state.session_factory, app.state.store, load_model)
+            worker = BackgroundWorker(
+                app.state.session_factory,
+                app.state.store,
+                load_model,
+                on_change=profile_service.invalidate,
+            )
             worker.start()
             app.state.worker = worker
         yield
         if app.state.worker is not None:
             app.state.worker.stop()
             app.state.worker.join(timeout=30)
+        app.state.audit.close()
+        audit_engine.dispose()
 
     app = FastAPI(
         title="Spira",
@@ -60,12 +106,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
             allow_headers=["*"],
         )
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        return response
+    app.add_middleware(SecurityHeaders)
 
     app.include_router(auth.router)
     app.include_router(photos.router)

@@ -82,6 +82,12 @@ def migrate() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
+    workers: int = typer.Option(
+        1,
+        min=1,
+        help="server processes (one per CPU core serves the most reads; they share one queue "
+        "worker at a time)",
+    ),
 ) -> None:
     """Serve the API and the web pages on an existing database (the worker scores queued photos)."""
     import uvicorn
@@ -90,7 +96,17 @@ def serve(
 
     _migrated()
     console.print(f"Spira serves on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    if workers == 1:
+        uvicorn.run(create_app(), host=host, port=port, log_level="info")
+    else:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
 
 
 @users_app.command("add")

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     #: Figures resting on fewer observations than this are shown as "too few to show".
     min_group_size: int = 5
     bootstrap_resamples: int = 1000
+    #: Seconds a server process reuses its check of whether the data behind the profiles changed
+    #: (photos, sheets, ratings, context, promoted model). Changes made through this process's own
+    #: worker, imports and deletions show at once; others within this many seconds. 0: every read.
+    profile_check_seconds: float = 1.0
 
     #: Ingest limits (see vision.ingest.IngestLimits).
     max_upload_bytes: int = 40 * 1024 * 1024

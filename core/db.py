@@ -37,18 +37,32 @@ def get_engine(url: str | None = None) -> Engine:
     url = url or get_settings().db_url
     with _lock:
         if url not in _engines:
-            if url.startswith("sqlite"):
-                path = url.split("///", 1)[-1]
-                if path and path != ":memory:":
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(
-                    url, connect_args={"check_same_thread": False, "timeout": 30}
-                )
-                event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-            _engines[url] = engine
+            # SQLite: a connection kept for each of the server thread pool's 40 threads, so a
+            # burst of requests waits for the CPU, not for a connection (or for a new one's
+            # pragmas). PostgreSQL: fewer, as its server caps connections (100 by default).
+            sqlite = url.startswith("sqlite")
+            _engines[url] = new_engine(
+                url, pool_size=40 if sqlite else 10, max_overflow=20 if sqlite else 20
+            )
         return _engines[url]
+
+
+def new_engine(url: str, *, pool_size: int, max_overflow: int) -> Engine:
+    """An engine of its own for ``url`` (SQLite with Spira's pragmas); callers that must never
+    wait for the shared pool (the audit writer) use one with a single connection."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def dispose_engines() -> None:

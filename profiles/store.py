@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import ModelVersion, Photo, StageEstimate, Unit
+
+T = TypeVar("T")
 
 
 def promoted_stage_version(session: Session) -> str | None:
@@ -236,26 +241,58 @@ class ProfileService:
         self._lock = threading.Lock()
         self._key: tuple | None = None
         self._result: dict | None = None
+        self._checked_at = float("-inf")
 
     @staticmethod
     def fingerprint(session: Session) -> tuple:
+        """Counts and latest timestamps of what profiles rest on, and the promoted model: one
+        statement of scalar subqueries (it runs on every profile read)."""
         from sqlalchemy import func
 
         from core.models import Rating, ResponseSheet, UnitContext
 
-        photos = session.execute(
-            select(func.count(), func.max(Photo.processed_at)).where(Photo.status == "done")
+        done = Photo.status == "done"
+        row = session.execute(
+            select(
+                select(func.count()).where(done).select_from(Photo).scalar_subquery(),
+                select(func.max(Photo.processed_at)).where(done).scalar_subquery(),
+                select(func.count()).select_from(ResponseSheet).scalar_subquery(),
+                select(func.max(ResponseSheet.created_at)).scalar_subquery(),
+                select(func.count()).select_from(Rating).scalar_subquery(),
+                select(func.count()).select_from(UnitContext).scalar_subquery(),
+                select(func.max(UnitContext.imported_at)).scalar_subquery(),
+                select(ModelVersion.version)
+                .where(ModelVersion.promoted.is_(True))
+                .limit(1)
+                .scalar_subquery(),
+            )
         ).one()
-        sheets = session.execute(select(func.count(), func.max(ResponseSheet.created_at))).one()
-        ratings = session.scalar(select(func.count()).select_from(Rating))
-        context = session.execute(select(func.count(), func.max(UnitContext.imported_at))).one()
-        return (
-            tuple(photos),
-            tuple(sheets),
-            ratings,
-            tuple(context),
-            promoted_stage_version(session),
-        )
+        promoted = row[-1]
+        if promoted is None:
+            from training.registry import promoted_version_from_files
+
+            promoted = promoted_version_from_files()
+        return (*row[:-1], promoted)
+
+    def invalidate(self) -> None:
+        """Forget the last fingerprint check: the next read checks the database again (called
+        after this process writes what profiles rest on)."""
+        self._checked_at = float("-inf")
+
+    def _current_fingerprint(self, session: Session) -> tuple:
+        """The fingerprint, queried at most every ``profile_check_seconds`` (it counts whole
+        tables, the dearest part of a cached read)."""
+        import time
+
+        from core.config import get_settings
+
+        ttl = get_settings().profile_check_seconds
+        now = time.monotonic()
+        if ttl > 0 and self._key is not None and now - self._checked_at < ttl:
+            return self._key
+        key = self.fingerprint(session)
+        self._checked_at = now
+        return key
 
     def build(self, session: Session) -> dict:
         """{"profiles": {(unit, term): UnitProfile}, "models": context models, "photos": frame, ...}."""
@@ -263,7 +300,7 @@ class ProfileService:
         from profiles.profile import build_profiles, fit_context_models
         from profiles.progression import progression_from_photos
 
-        key = self.fingerprint(session)
+        key = self._current_fingerprint(session)
         with self._lock:
             if self._key == key and self._result is not None:
                 return self._result
@@ -302,9 +339,22 @@ class ProfileService:
                 "models": models,
                 "context": context,
                 "assessment": pcm,
+                # Results derived from this build (a unit's progression, a serialised answer),
+                # kept with it and so dropped together when the data change.
+                "memo": {},
             }
             self._key = key
             return self._result
+
+    @staticmethod
+    def memoised(built: dict, name: tuple, compute: Callable[[], T]) -> T:
+        """``compute()`` once per build of the data: later calls with the same ``name`` return
+        the kept value until the fingerprint changes. Concurrent first calls may both compute;
+        either result is the same."""
+        memo = built["memo"]
+        if name not in memo:
+            memo[name] = compute()
+        return memo[name]
 
 
 profile_service = ProfileService()

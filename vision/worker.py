@@ -8,11 +8,14 @@ LOCKED``).
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -113,31 +116,70 @@ def drain(
             progress(n)
 
 
+@contextmanager
+def drain_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive, non-blocking lock on ``path`` (created if missing): yields True when
+    this process holds it, False when another does. With ``spira serve --workers N`` the N
+    server processes share one queue; on SQLite, which has no ``SKIP LOCKED``, only the holder
+    drains, so no two processes embed the same photo. The lock goes with the process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class BackgroundWorker(threading.Thread):
     """Drains the queue in the API process; wakes on :meth:`notify` or every ``interval`` seconds."""
 
     def __init__(
-        self, factory: sessionmaker[Session], store: BlobStore, model_loader, interval: float = 2.0
+        self,
+        factory: sessionmaker[Session],
+        store: BlobStore,
+        model_loader,
+        interval: float = 2.0,
+        on_change: Callable[[], None] | None = None,
     ):
         super().__init__(name="spira-worker", daemon=True)
+        self.lock_path = store.root / ".worker.lock"
         self.factory = factory
         self.store = store
         self.model_loader = model_loader
+        #: Called after each batch it commits (the API forgets its profile-freshness check).
+        self.on_change = on_change
         self.interval = interval
         self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
+
+    def _changed(self, n: int) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def notify(self) -> None:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self._wake.set()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
-                drain(self.factory, self.store, self.model_loader())
+                with drain_lock(self.lock_path) as mine:
+                    # Another server process on the same storage drains now; this one waits.
+                    if mine:
+                        drain(
+                            self.factory,
+                            self.store,
+                            self.model_loader(),
+                            progress=self._changed if self.on_change else None,
+                        )
             except FileNotFoundError as err:  # no promoted model yet: keep photos pending
                 log.warning("worker idle: %s", err)
             except Exception:  # keep serving; the photo stays pending and is retried

@@ -173,3 +173,47 @@ def test_demo_seeds_units_and_scores_photos_through_the_pipeline(spira_env, trai
         assert s.scalar(select(func.count()).select_from(User)) == 18
     again = runner.invoke(app, ["demo", "--no-serve", "--photos-per-term", "2"])
     assert again.exit_code == 0 and "rektor.olympia" not in again.output  # nothing seeded twice
+
+
+def test_serve_with_several_worker_processes_answers_and_stops(spira_env, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.web.conftest import _free_port
+
+    port = _free_port()
+    spira = shutil.which("spira", path=os.path.dirname(sys.executable))
+    assert spira is not None
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [spira, "serve", "--port", str(port), "--workers", "2"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ | {"SPIRA_WORKER_ENABLED": "true"},
+        )
+    try:
+        deadline = time.monotonic() + 90
+        answers: set[int] = set()
+        while len(answers) < 1:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log.read_text()[-3000:])
+            try:
+                answers.add(httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code)
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert answers == {200}
+        # two server processes under the one the command started
+        children = (
+            open(f"/proc/{server.pid}/task/{server.pid}/children").read().split()  # noqa: SIM115
+        )
+        assert len(children) >= 2, log.read_text()[-3000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Traceback" not in log.read_text()
