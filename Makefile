@@ -40,6 +40,9 @@ bench: install
 	$(BIN)/python bench/vision.py --write
 	$(BIN)/python bench/assessment.py --write
 	$(BIN)/python bench/profiles.py --write
+	$(BIN)/python bench/api_load.py --write
+	$(BIN)/python bench/ray_vs_local.py --write
+	$(BIN)/python bench/capacity.py --write
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

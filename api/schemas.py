@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -73,12 +74,26 @@ class UploadOut(BaseModel):
 
 class Interval(BaseModel):
     value: float
-    lo: float = Field(description="lower bound of the 90 % bootstrap interval")
-    hi: float = Field(description="upper bound of the 90 % bootstrap interval")
+    lo: float = Field(
+        description="lower bound of the 90 % interval (bootstrap; normal approximation for "
+        "figures from retained aggregates)"
+    )
+    hi: float = Field(
+        description="upper bound of the 90 % interval (bootstrap; normal approximation for "
+        "figures from retained aggregates)"
+    )
+
+
+FigureSource = Literal["photos", "retained"]
+SOURCE_DESCRIPTION = (
+    "photos: from the stored photos (bootstrap intervals); retained: from the aggregates kept "
+    "when retention deleted the term's photos (normal-approximation intervals)"
+)
 
 
 class AgeBandProgression(BaseModel):
     age_band: str
+    source: FigureSource = Field("photos", description=SOURCE_DESCRIPTION)
     n_photos: int
     suppressed: bool = Field(description="true: too few photos to show (below the threshold)")
     mean_stage: Interval | None
@@ -90,7 +105,13 @@ class AgeBandProgression(BaseModel):
 
 class TermProgression(BaseModel):
     term: str
+    source: FigureSource = Field("photos", description=SOURCE_DESCRIPTION)
     n_photos: int
+    n_retained: int = Field(
+        0,
+        description="photos of the term deleted by retention and kept as aggregates; with source "
+        "photos the figures rest on the remaining photos and leave these out",
+    )
     suppressed: bool
     stage_distribution: list[float] | None = Field(
         description="share of photos per stage 0–4 (mean of stage probabilities)"
@@ -106,7 +127,7 @@ class UnitProfileOut(BaseModel):
     model_version: str | None = Field(description="stage model whose estimates the figures rest on")
     min_group_size: int
     terms: list[TermProgression] = Field(
-        description="progression from photos, every term, oldest first"
+        description="progression from photos and retained aggregates, every term, oldest first"
     )
     term: str | None = Field(description="the term of `profile` (requested, else the latest)")
     profile: UnitProfile | None = Field(

@@ -215,6 +215,18 @@ def main() -> None:
         )
         u = summarise(ups, wall)
         print(f"uploads, 10 tablets: {u}", flush=True)
+
+        async def mixed():
+            # both at once: 10 tablets uploading while 50 clients read profiles
+            more = [make_photo(k % 5, 60_000 + k, megapixels=2.0) for k in range(args.uploads)]
+            return await asyncio.gather(
+                read_load(port, headers, unit_ids, args.reads, 50),
+                upload_load(base, headers, unit_ids[0], g["id"], g["age_band"], more, 10),
+            )
+
+        (mixed_reads, mixed_read_wall), (mixed_ups, mixed_up_wall) = asyncio.run(mixed())
+        mr, mu = summarise(mixed_reads, mixed_read_wall), summarise(mixed_ups, mixed_up_wall)
+        print(f"mixed: reads {mr}, uploads {mu}", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -226,6 +238,12 @@ Before this round (2026-12-02, same machine): 7 reads/s, p50 6.3 s, p99 19.5 s, 
 |---|---|---|---|---|---|
 | profile reads, 50 concurrent clients | {r["n"]} | {r["errors"]} | {r["p50_ms"]:.1f} | {r["p99_ms"]:.1f} | {r["per_s"]:.1f} requests/s |
 | uploads of 2-MP JPEGs, 10 concurrent tablets | {u["n"]} | {u["errors"]} | {u["p50_ms"]:.1f} | {u["p99_ms"]:.1f} | {u["per_s"]:.1f} uploads/s |
+| mixed: profile reads while the tablets upload | {mr["n"]} | {mr["errors"]} | {mr["p50_ms"]:.1f} | {mr["p99_ms"]:.1f} | {mr["per_s"]:.1f} requests/s |
+| mixed: uploads while the clients read | {mu["n"]} | {mu["errors"]} | {mu["p50_ms"]:.1f} | {mu["p99_ms"]:.1f} | {mu["per_s"]:.1f} uploads/s |
+
+The test `tests/security/test_load.py` runs the same mix small (16 uploads from 4 tablets, 200 reads
+from 10 clients, two server processes, on SQLite and on PostgreSQL) and fails on any error, lost or
+doubled upload, or upload left unprocessed; its figures are kept in `test-artifacts/load-test.json`.
 
 Target on 2 CPU cores: p99 ≤ 100 ms for profile reads at 50 concurrent clients, zero errors.
 """

@@ -18,6 +18,7 @@ from profiles.store import (
     photo_estimates,
     profile_service,
     promoted_stage_version,
+    retained_frame,
     unit_progression,
 )
 
@@ -79,6 +80,7 @@ def unit_profile(
             photo_estimates(session, [unit.id]),
             min_n=settings.min_group_size,
             resamples=settings.bootstrap_resamples,
+            retained=retained_frame(session, [unit.id]),
         ),
     )
     available = _unit_terms(built, unit.name)

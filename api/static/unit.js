@@ -97,7 +97,8 @@ function trendSection(terms) {
     hi: x.index ? x.index.hi : null,
   }));
   const rows = terms.map((x) => [
-    x.term,
+    // Terms whose photos retention deleted are shown from the aggregates it kept.
+    x.source === "retained" ? `${x.term} (${t("retained")})` : x.term,
     String(x.n_photos),
     x.mean_stage ? withInterval(x.mean_stage.value, x.mean_stage.lo, x.mean_stage.hi) : tooFewCell(),
     x.index ? withInterval(x.index.value, x.index.lo, x.index.hi) : tooFewCell(),

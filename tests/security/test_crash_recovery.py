@@ -43,15 +43,17 @@ def _spira() -> list[str]:
 class Server:
     """``spira serve`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
+    def __init__(
+        self, env: dict[str, str], port: int, log: Path, args: tuple[str, ...] = ()
+    ) -> None:
+        self.env, self.port, self.log, self.args = env, port, log, args
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 90) -> None:
         out = open(self.log, "ab")  # noqa: SIM115 - the server writes to it until killed
         self.proc = subprocess.Popen(
-            [*_spira(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [*_spira(), "serve", "--host", "127.0.0.1", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
