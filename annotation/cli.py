@@ -93,12 +93,12 @@ def pull_command(
 
     with _session() as session:
         try:
-            added, updated = pull(session, _client(url, token), project=project)
+            added, updated, removed = pull(session, _client(url, token), project=project)
         except LookupError as exc:
             err.print(f"error: {exc}")
             raise typer.Exit(2) from None
         session.commit()
-    err.print(f"{added} new label(s), {updated} updated")
+    err.print(f"{added} new label(s), {updated} updated, {removed} deleted in Label Studio removed")
 
 
 @app.command("agreement")

@@ -79,11 +79,19 @@ def push(
 
 def pull(
     session: Session, client: LabelStudioClient, *, project: str = DEFAULT_PROJECT
-) -> tuple[int, int]:
-    """Import every label of the project into Spira's database, idempotently; (added, updated)."""
+) -> tuple[int, int, int]:
+    """Bring the project's labels into Spira's database, idempotently: new ones added, changed
+    ones updated, and the ones deleted in Label Studio deleted here too. Returns (added, updated,
+    removed)."""
+    from annotation.store import remove_missing_annotations
+
     project_id = client.find_project(project)
     if project_id is None:
         raise LookupError(
             f"Label Studio has no project titled {project!r}; run `spira annotate push` first"
         )
-    return store_annotations(session, client.pull_annotations(project_id))
+    rows = client.pull_annotations(project_id)
+    added, updated = store_annotations(session, rows)
+    task_ids = [str(t["id"]) for t in client.list_tasks(project_id)]
+    removed = remove_missing_annotations(session, task_ids, [str(r["annotation_id"]) for r in rows])
+    return added, updated, removed

@@ -35,6 +35,8 @@ RUBRIC_PREFIX = "rubric_"
 
 #: Webhook actions that carry a new or changed label.
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED")
+#: Label Studio's action when annotations are deleted (payload: ``annotations``, each with ``id``).
+DELETED_ACTION = "ANNOTATIONS_DELETED"
 
 
 class Prediction(TypedDict):
@@ -255,6 +257,23 @@ def parse_webhook(payload: Mapping[str, Any]) -> list[AnnotationRow]:
     return rows
 
 
+def parse_deleted(payload: Mapping[str, Any]) -> list[str]:
+    """Label Studio's ids of the annotations an ``ANNOTATIONS_DELETED`` payload reports, as
+    strings; an empty list for any other action. Raises ValueError when such a payload lists no
+    annotation ids."""
+    if not isinstance(payload, Mapping):
+        raise ValueError("webhook payload is not a JSON object")
+    if payload.get("action") != DELETED_ACTION:
+        return []
+    raw = payload.get("annotations")
+    if not isinstance(raw, list):
+        raise ValueError(f"webhook payload for {DELETED_ACTION} has no 'annotations' list")
+    ids = [str(a["id"]) for a in raw if isinstance(a, Mapping) and a.get("id") is not None]
+    if len(ids) != len(raw):
+        raise ValueError(f"webhook payload for {DELETED_ACTION} lists an annotation without 'id'")
+    return ids
+
+
 # --------------------------------------------------------------------------------------------
 # Client
 # --------------------------------------------------------------------------------------------
@@ -470,9 +489,10 @@ class LabelStudioClient:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        actions: Sequence[str] = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"),
+        actions: Sequence[str] = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", DELETED_ACTION),
     ) -> int:
-        """Make Label Studio POST new and changed labels of the project to ``url``; return its id.
+        """Make Label Studio POST new, changed and deleted labels of the project to ``url``;
+        return its id.
 
         ``headers`` are sent with every call (put the shared secret there). A webhook with the
         same URL on the project is updated rather than duplicated.

@@ -153,6 +153,46 @@ def store_annotations(session: Session, rows: Iterable[AnnotationRow]) -> tuple[
     return added, updated
 
 
+def remove_annotations(session: Session, external_ids: Iterable[str]) -> int:
+    """Delete the labels with these Label Studio annotation ids (deleted there); returns how many
+    Spira had. Unknown ids are ignored, so a repeated delivery changes nothing."""
+    ids = [str(i) for i in external_ids]
+    if not ids:
+        return 0
+    rows = list(
+        session.scalars(
+            select(Annotation).where(
+                Annotation.source == "label_studio", Annotation.external_id.in_(ids)
+            )
+        )
+    )
+    for row in rows:
+        session.delete(row)
+    session.flush()
+    return len(rows)
+
+
+def remove_missing_annotations(
+    session: Session, task_ids: Iterable[str], present: Iterable[str]
+) -> int:
+    """Delete the labels of these Label Studio tasks whose annotation ids are not in ``present``
+    (what a full pull of the project saw): annotations deleted while no webhook was listening.
+    Labels of other projects' tasks are left alone. Returns how many were deleted."""
+    tasks, keep = {str(t) for t in task_ids}, {str(a) for a in present}
+    if not tasks:
+        return 0
+    stale = [
+        a.external_id
+        for a in session.scalars(
+            select(Annotation).where(
+                Annotation.source == "label_studio", Annotation.task_id.in_(tasks)
+            )
+        )
+        if a.external_id not in keep
+    ]
+    return remove_annotations(session, stale)
+
+
 def agreement_report(
     session: Session, *, min_items: int = 5, n_bootstrap: int = 1000
 ) -> AgreementReport | None:

@@ -15,7 +15,7 @@ from api.routes import annotations as annotation_routes
 from core.audit import AuditWriter
 from core.config import get_settings
 from core.db import migrate, new_engine, session_factory
-from core.storage import BlobStore
+from core.storage import AUDIT_LOCK, BlobStore
 from profiles.store import profile_service
 
 SECURITY_HEADERS = {
@@ -65,7 +65,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
         audit_engine = new_engine(settings.db_url, pool_size=1, max_overflow=0)
         app.state.audit = AuditWriter(
             sessionmaker(bind=audit_engine),
-            lock_path=settings.storage_path / ".audit.lock"
+            lock_path=settings.storage_path / AUDIT_LOCK
             if settings.db_url.startswith("sqlite")
             else None,
         )

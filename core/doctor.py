@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Photo
-from core.storage import BlobStore
+from core.storage import LOCK_FILES, BlobStore
 
 #: A pending photo waiting longer than this is reported (minutes).
 DEFAULT_PENDING_MINUTES = 30
@@ -165,6 +165,8 @@ def check_consistency(
     if store.root.exists():
         for path in sorted(p for p in store.root.rglob("*") if p.is_file()):
             relative = path.relative_to(store.root).as_posix()
+            if relative in LOCK_FILES:
+                continue  # the server processes' shared locks
             if path.name.startswith(".tmp-"):
                 report.temp_files.append(relative)
                 if repair and _mtime(path) < grace_cutoff:

@@ -13,6 +13,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+#: Lock files that the server processes sharing this storage take in turn (``spira serve
+#: --workers N``): who drains the queue, who commits the audit log. Not blobs; ``spira doctor``
+#: knows them.
+WORKER_LOCK = ".worker.lock"
+AUDIT_LOCK = ".audit.lock"
+LOCK_FILES = frozenset({WORKER_LOCK, AUDIT_LOCK})
+
 
 class BlobStore:
     """Local-directory blob store; the interface is small enough to put on object storage later."""

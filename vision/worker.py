@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Embedding, Photo
-from core.storage import BlobStore
+from core.storage import WORKER_LOCK, BlobStore
 from training.registry import estimate_row
 from vision.model import StageModel, drawing_features_batch
 
@@ -147,7 +147,7 @@ class BackgroundWorker(threading.Thread):
         on_change: Callable[[], None] | None = None,
     ):
         super().__init__(name="spira-worker", daemon=True)
-        self.lock_path = store.root / ".worker.lock"
+        self.lock_path = store.root / WORKER_LOCK
         self.factory = factory
         self.store = store
         self.model_loader = model_loader

@@ -18,15 +18,16 @@ router = APIRouter(prefix="/api/annotations", tags=["annotations"])
 
 
 @router.post(
-    "/webhook", summary="Label Studio reports a new or changed annotation (shared secret checked)"
+    "/webhook",
+    summary="Label Studio reports a new, changed or deleted annotation (shared secret checked)",
 )
 async def webhook(
     request: Request,
     session: SessionDep,
     secret: str | None = Header(None, alias="X-Spira-Webhook-Secret"),
 ) -> dict[str, int]:
-    from annotation.labelstudio import parse_webhook
-    from annotation.store import store_annotations
+    from annotation.labelstudio import parse_deleted, parse_webhook
+    from annotation.store import remove_annotations, store_annotations
 
     expected = get_settings().webhook_secret
     if not expected or not secret or not hmac.compare_digest(secret, expected):
@@ -34,17 +35,24 @@ async def webhook(
     try:
         payload: Any = await request.json()
         rows = parse_webhook(payload)
+        deleted = parse_deleted(payload)
     except (ValueError, KeyError, TypeError) as err:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"not a Label Studio annotation payload: {err}",
         ) from None
     added, updated = store_annotations(session, rows)
+    removed = remove_annotations(session, deleted)
     record(
-        session, "label-studio", "label", "annotation", None, {"added": added, "updated": updated}
+        session,
+        "label-studio",
+        "label",
+        "annotation",
+        None,
+        {"added": added, "updated": updated, "removed": removed},
     )
     session.commit()
-    return {"added": added, "updated": updated}
+    return {"added": added, "updated": updated, "removed": removed}
 
 
 @router.get(

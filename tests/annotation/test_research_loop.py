@@ -142,9 +142,9 @@ def test_label_agree_train_promote(spira_server, label_studio, trained_model):
         time.sleep(0.5)
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(Annotation)) == 40
-        added, updated = pull(s, client, project=project)  # idempotent after the webhook
+        added, updated, removed = pull(s, client, project=project)  # idempotent after the webhook
         s.commit()
-        assert (added, updated) == (0, 0)
+        assert (added, updated, removed) == (0, 0, 0)
         report = agreement_report(s, n_bootstrap=0)
     assert report is not None and report.n_items == 20 and report.n_annotators == 2
     assert report.krippendorff_alpha.value is not None and report.krippendorff_alpha.value > 0.7
@@ -169,6 +169,20 @@ def test_label_agree_train_promote(spira_server, label_studio, trained_model):
     card = next(m for m in list_models() if m["version"] == version)
     assert card["data"]["source"] == "label_studio"
     assert card["metrics"]["human_agreement"]["n_items"] == 20
+    # a label deleted in Label Studio leaves Spira too (the webhook reports ANNOTATIONS_DELETED)
+    with factory() as s:
+        victim = s.scalar(select(Annotation.external_id).order_by(Annotation.id))
+    client.sdk.annotations.delete(id=int(victim))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with factory() as s:
+            if s.scalar(select(func.count()).select_from(Annotation)) < 40:
+                break
+        time.sleep(0.5)
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(Annotation)) == 39
+        assert s.scalar(select(Annotation).where(Annotation.external_id == victim)) is None
+        assert pull(s, client, project=project) == (0, 0, 0)  # pull agrees with the webhook
     # the session's default model back for the other tests
     with factory() as s:
         promote(trained_model, session=s)
