@@ -232,7 +232,7 @@ def main() -> None:
         server.wait(timeout=30)
     body = f"""Server: `spira serve --workers {args.workers}` (uvicorn processes, SQLite, one background worker draining at a time), demo database of 8 units, each unit read once before timing (a unit's first read builds its figures: 50–600 ms). The load comes from one client process on the same 2 cores: reads from a minimal keep-alive HTTP/1.1 client on asyncio streams, uploads from httpx.
 
-Before this round (2026-12-02, same machine): 7 reads/s, p50 6.3 s, p99 19.5 s, 1 error — every read recomputed the unit's bootstrap intervals, committed its own audit row against SQLite's sleeping lock, and httpx took 5 ms of CPU per request on the client side.
+Before this round (2026-12-02, same machine): 7 reads/s, p50 6.3 s, p99 19.5 s, 1 error — every read recomputed the unit's bootstrap intervals, committed its own audit row against SQLite's sleeping lock, and httpx took 5 ms of CPU per request on the client side. The mixed load, measured first with the read path above but before profiles were rebuilt in the background, gave 8.4 reads/s, p50 8.2 s: every processed upload made readers wait for a full rebuild.
 
 | load | n | errors | p50 ms | p99 ms | per second |
 |---|---|---|---|---|---|

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -13,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.models import ModelVersion, Photo, RetainedAggregate, StageEstimate, Unit
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def promoted_stage_version(session: Session) -> str | None:
@@ -469,61 +472,103 @@ class ProfileService:
         return key
 
     def build(self, session: Session) -> dict:
-        """{"profiles": {(unit, term): UnitProfile}, "models": context models, "photos": frame, ...}."""
+        """{"profiles": {(unit, term): UnitProfile}, "models": context models, "photos": frame, ...}.
+
+        The first build is made in the caller's thread. Later, when the data have changed, the
+        last build is returned at once and the next one is made in the background (with
+        ``profile_check_seconds`` 0, as in the tests, every change is built before answering)."""
+        from core.config import get_settings
+
+        key = self._current_fingerprint(session)
+        result = self._result
+        if result is not None and self._key == key:
+            return result
+        if result is not None and get_settings().profile_check_seconds > 0:
+            # Serve the last build while a background thread makes the next one: reads never
+            # wait for a rebuild, though processed uploads change the data every few seconds.
+            self._rebuild_in_background(session.get_bind())
+            return result
+        with self._lock:
+            if self._key == key and self._result is not None:
+                return self._result
+            self._result = self._compute(session)
+            self._key = key
+            return self._result
+
+    def _rebuild_in_background(self, bind) -> None:
+        """Start one rebuild in a thread of its own, with its own session; a no-op while one
+        (or a synchronous build) is running. Failures are logged; the last build stays."""
+        if not self._lock.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                with Session(bind) as session:
+                    key = self.fingerprint(session)
+                    if key != self._key:
+                        self._result = self._compute(session)
+                        self._key = key
+            except Exception:  # noqa: BLE001 - keep serving the last build
+                log.exception("rebuilding the unit profiles failed; the last build is served")
+            finally:
+                self._lock.release()
+
+        threading.Thread(target=run, name="spira-profiles", daemon=True).start()
+
+    def _compute(self, session: Session) -> dict:
+        """Build every profile from the database (the expensive part of :meth:`build`)."""
         from core.config import get_settings
         from profiles.profile import build_profiles, fit_context_models
         from profiles.progression import PROGRESSION_COLUMNS, progression_from_photos
 
-        key = self._current_fingerprint(session)
-        with self._lock:
-            if self._key == key and self._result is not None:
-                return self._result
-            settings = get_settings()
-            min_n = settings.min_group_size
-            photos = photo_estimates(session)
-            progression = (
-                progression_from_photos(
-                    photos[["unit", "term", "age_band", "expected_stage"]],
-                    min_n=min_n,
-                    n_boot=settings.bootstrap_resamples,
-                )
-                if len(photos)
-                else pd.DataFrame(columns=list(PROGRESSION_COLUMNS))
+        settings = get_settings()
+        min_n = settings.min_group_size
+        photos = photo_estimates(session)
+        progression = (
+            progression_from_photos(
+                photos[["unit", "term", "age_band", "expected_stage"]],
+                min_n=min_n,
+                n_boot=settings.bootstrap_resamples,
             )
-            # Unit x terms whose photos retention deleted, from their aggregates (normal
-            # intervals, see unit_progression); terms with remaining photos keep those figures.
-            retained = without_photo_terms(retained_frame(session), photos)
-            if len(retained):
-                from_sums = retained_progression(retained, min_n=min_n)
-                progression = pd.concat(
-                    [progression, from_sums[list(PROGRESSION_COLUMNS)]], ignore_index=True
-                )
-            ability, pcm = ability_frame(session, min_n=min_n)
-            context = context_frame(session)
-            models = fit_context_models(
-                progression, ability, context, min_n=min_n, level=0.9, random_state=0
+            if len(photos)
+            else pd.DataFrame(columns=list(PROGRESSION_COLUMNS))
+        )
+        # Unit x terms whose photos retention deleted, from their aggregates (normal
+        # intervals, see unit_progression); terms with remaining photos keep those figures.
+        retained = without_photo_terms(retained_frame(session), photos)
+        if len(retained):
+            from_sums = retained_progression(retained, min_n=min_n)
+            progression = pd.concat(
+                [progression, from_sums[list(PROGRESSION_COLUMNS)]], ignore_index=True
             )
-            built = build_profiles(progression, ability, context, min_n=min_n, models=models)
-            self._result = {
-                "profiles": {(p.unit, p.term): p for p in built},
-                "models": models,
-                "context": context,
-                "assessment": pcm,
-                # Results derived from this build (a unit's progression, a serialised answer),
-                # kept with it and so dropped together when the data change.
-                "memo": {},
-            }
-            self._key = key
-            return self._result
+        ability, pcm = ability_frame(session, min_n=min_n)
+        context = context_frame(session)
+        models = fit_context_models(
+            progression, ability, context, min_n=min_n, level=0.9, random_state=0
+        )
+        built = build_profiles(progression, ability, context, min_n=min_n, models=models)
+        return {
+            "profiles": {(p.unit, p.term): p for p in built},
+            "models": models,
+            "context": context,
+            "assessment": pcm,
+            # Results derived from this build (a unit's progression, a serialised answer),
+            # kept with it and so dropped together when the data change.
+            "memo": {},
+        }
 
     @staticmethod
     def memoised(built: dict, name: tuple, compute: Callable[[], T]) -> T:
         """``compute()`` once per build of the data: later calls with the same ``name`` return
-        the kept value until the fingerprint changes. Concurrent first calls may both compute;
-        either result is the same."""
+        the kept value until the fingerprint changes. Concurrent first calls wait for the one
+        that computes (fifty readers of a unit just rebuilt cost one computation, not fifty)."""
         memo = built["memo"]
-        if name not in memo:
-            memo[name] = compute()
+        if name in memo:
+            return memo[name]
+        lock = built.setdefault("memo_locks", {}).setdefault(name, threading.Lock())
+        with lock:
+            if name not in memo:
+                memo[name] = compute()
         return memo[name]
 
 

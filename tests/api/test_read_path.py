@@ -4,6 +4,7 @@ one queue worker across server processes (bench/api_load.py measures the speed).
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -154,3 +155,51 @@ def test_only_one_process_drains_the_queue_at_a_time(tmp_path):
         assert subprocess.run([sys.executable, "-c", probe]).returncode == 3
     with drain_lock(lock) as again:
         assert again
+
+
+def test_changed_data_are_rebuilt_in_the_background_while_the_last_build_is_served(
+    spira_env, monkeypatch
+):
+    from core.config import get_settings
+    from core.db import migrate, session_factory
+    from core.demo import seed_structure
+    from core.models import Unit, UnitContext
+    from profiles.store import ProfileService
+
+    monkeypatch.setenv("SPIRA_PROFILE_CHECK_SECONDS", "60")
+    get_settings.cache_clear()
+    migrate()
+    factory = session_factory()
+    with factory() as s:
+        seed_structure(s)
+        s.commit()
+    service = ProfileService()
+    started = threading.Event()
+    release = threading.Event()
+    real = ProfileService._compute
+
+    def slow_compute(self, session):
+        if self._result is not None:  # the rebuild, not the first build
+            started.set()
+            assert release.wait(30)
+        return real(self, session)
+
+    monkeypatch.setattr(ProfileService, "_compute", slow_compute)
+    with factory() as s:
+        first = service.build(s)  # built in this thread
+        unit = s.scalar(select(Unit).where(Unit.name == "Laröd"))
+        s.add(UnitContext(unit_id=unit.id, term="2026-HT", children_enrolled=30))
+        s.commit()
+        service.invalidate()
+        # the data changed: the last build is answered at once, the next one is under way
+        assert service.build(s) is first
+        assert started.wait(30)
+        assert service.build(s) is first  # still building: not waited for, not started twice
+        release.set()
+        deadline = time.monotonic() + 30
+        while service._result is first and time.monotonic() < deadline:
+            time.sleep(0.05)
+        service.invalidate()
+        newer = service.build(s)
+    assert newer is not first
+    assert len(newer["context"]) == len(first["context"]) + 1
