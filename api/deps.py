@@ -69,7 +69,15 @@ def get_current_user(
     user = session.get(User, int(claims["sub"]))
     if user is None or not user.active:
         raise _unauthorised("the account no longer exists or is disabled")
+    if purpose == "session" and not session_current(user, claims):
+        raise _unauthorised("you have signed out; sign in again")
     return user
+
+
+def session_current(user: User, claims: dict) -> bool:
+    """True when a page session's claims belong to the account's current session epoch (signing
+    out moves the epoch on; cookies from before it no longer work)."""
+    return int(claims.get("epoch", 0)) == user.session_epoch
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -81,6 +81,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Page sessions carry the epoch they were issued in; signing out moves it on, so every
+    #: session cookie issued before (on any device) stops working at once.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     units: Mapped[list[Unit]] = relationship(secondary="user_unit", order_by="Unit.name")
 
 

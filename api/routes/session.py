@@ -16,9 +16,10 @@ import jwt
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep
+from api.deps import SessionDep, session_current
 from api.routes.auth import authenticate
 from api.schemas import ErrorOut, MeOut
+from core.audit import record
 from core.config import get_settings
 from core.models import User
 from core.security import create_token, read_token
@@ -78,7 +79,10 @@ def login(
     minutes = get_settings().session_minutes
     csrf = secrets.token_urlsafe(32)
     token = create_token(
-        str(user.id), purpose="session", minutes=minutes, extra={"csrf": csrf, "role": user.role}
+        str(user.id),
+        purpose="session",
+        minutes=minutes,
+        extra={"csrf": csrf, "role": user.role, "epoch": user.session_epoch},
     )
     response.set_cookie(
         COOKIE,
@@ -97,10 +101,25 @@ def login(
 @router.post(
     "/logout",
     response_model=SignedOut,
-    summary="Sign out of the web pages (clears the session cookie)",
-    description="Always succeeds, also when the session has already expired.",
+    summary="Sign out of the web pages (clears the session cookie, ends the account's sessions)",
+    description=(
+        "Always succeeds, also when the session has already expired. A valid session cookie's "
+        "account has every page session ended, on every device: a copy of the cookie no longer "
+        "works."
+    ),
 )
-def logout(request: Request, response: Response) -> SignedOut:
+def logout(request: Request, response: Response, session: SessionDep) -> SignedOut:
+    token = request.cookies.get(COOKIE)
+    if token:
+        try:
+            claims = read_token(token, purpose="session")
+        except jwt.PyJWTError:
+            claims = None
+        user = session.get(User, int(claims["sub"])) if claims else None
+        if user is not None and claims is not None and session_current(user, claims):
+            user.session_epoch += 1
+            record(session, user.username, "sign_out", "session", user.id)
+            session.commit()
     response.delete_cookie(
         COOKIE, path="/", httponly=True, samesite="strict", secure=_secure_cookie(request)
     )
@@ -131,6 +150,10 @@ def me(request: Request, response: Response, session: SessionDep) -> SessionOut:
     if user is None or not user.active:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail="the account no longer exists or is disabled"
+        )
+    if not session_current(user, claims):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail="you have signed out; sign in again"
         )
     response.headers["Cache-Control"] = "no-store"
     remaining = max(0, int(claims["exp"] - time.time()))

@@ -150,3 +150,28 @@ def test_pages_are_shells_with_module_scripts_allowed_by_the_csp(api):
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/session/login", "/session/logout", "/session/me"} <= set(paths)
     assert "/upload" not in paths and "/" not in paths
+
+
+def test_signing_out_ends_the_session_everywhere(api):
+    """A copy of the cookie (another tab, another device, a stolen copy) stops working the moment
+    its account signs out; the next sign-in works again; bearer tokens are not page sessions."""
+    from core.models import AuditEvent
+
+    _login(api)
+    cookie = api.cookies.get("spira_session")
+    bearer = api.post("/api/token", data={"username": "edu", "password": PASSWORD}).json()
+    assert api.post("/session/logout").status_code == 200
+    api.cookies.set("spira_session", cookie)  # the copy, replayed after sign-out
+    for path in ("/api/units", "/session/me"):
+        r = api.get(path)
+        assert r.status_code == 401 and "signed out" in r.json()["detail"], (path, r.text)
+    # signing out with the dead copy again changes nothing and still succeeds
+    assert api.post("/session/logout").status_code == 200
+    api.cookies.clear()
+    headers = {"Authorization": f"Bearer {bearer['access_token']}"}
+    assert api.get("/api/units", headers=headers).status_code == 200
+    _login(api)
+    assert api.get("/session/me").status_code == 200
+    with api.factory() as s:
+        outs = s.scalars(select(AuditEvent).where(AuditEvent.action == "sign_out")).all()
+    assert [e.username for e in outs] == ["edu"]
