@@ -478,7 +478,7 @@ def demo(
         for username, password, role, units in credentials:
             console.print(f"  {username:<22} {password:<16} {role:<11} {units}")
     if serve_after:
-        serve(host=host, port=port)
+        serve(host=host, port=port, workers=1)
 
 
 def main() -> None:  # pragma: no cover

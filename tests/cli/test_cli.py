@@ -150,7 +150,10 @@ def test_ingest_folder_reports_accepted_duplicate_and_rejected(spira_env, tmp_pa
 
 
 @pytest.mark.slow
-def test_demo_seeds_units_and_scores_photos_through_the_pipeline(spira_env, trained_model):
+def test_demo_seeds_units_and_scores_photos_through_the_pipeline(
+    spira_env, trained_model, monkeypatch
+):
+    import uvicorn
     from sqlalchemy import func, select
 
     from core.db import session_factory
@@ -171,8 +174,14 @@ def test_demo_seeds_units_and_scores_photos_through_the_pipeline(spira_env, trai
         assert s.scalar(select(func.count()).select_from(UnitContext)) == 16
         assert s.scalar(select(func.count()).select_from(ResponseSheet)) > 500
         assert s.scalar(select(func.count()).select_from(User)) == 18
-    again = runner.invoke(app, ["demo", "--no-serve", "--photos-per-term", "2"])
-    assert again.exit_code == 0 and "rektor.olympia" not in again.output  # nothing seeded twice
+    # `spira demo` without --no-serve (what `make demo` runs) seeds nothing twice, then serves
+    served: list[tuple] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append((app, kw)))
+    again = runner.invoke(app, ["demo", "--photos-per-term", "2", "--port", "8123"])
+    assert again.exit_code == 0, again.output
+    assert "rektor.olympia" not in again.output  # nothing seeded twice
+    [(served_app, options)] = served
+    assert callable(served_app) and options["port"] == 8123 and "workers" not in options
 
 
 def test_serve_with_several_worker_processes_answers_and_stops(spira_env, tmp_path):
