@@ -358,6 +358,22 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
 }
 
+/** The server's units of measure are English; in Swedish they are shown in Swedish. */
+const MEASURE_UNITS_SV = {
+  "stages (age-adjusted index)": "stadier (åldersjusterat index)",
+  "logits (assessed ability)": "logit (bedömd förmåga)",
+  children: "barn",
+  groups: "barngrupper",
+  "children per group": "barn per grupp",
+  "children per FTE": "barn per årsarbetare",
+  "share 0-1": "andel 0–1",
+};
+
+/** A unit of measure from the API in the page's language (unknown ones as they are). */
+export function measureUnit(unit) {
+  return lang() === "sv" ? (MEASURE_UNITS_SV[unit] ?? unit) : unit;
+}
+
 /** Translate every element below `root` that carries data-i18n attributes. */
 export function applyTranslations(root = document) {
   document.documentElement.lang = lang();

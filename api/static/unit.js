@@ -5,7 +5,7 @@
 // with a text alternative; suppressed figures say "too few to show".
 
 import { fmt, intervalChart, referenceChart, stageDistributionChart, trendChart } from "./charts.js";
-import { lang, setupLanguageSwitch, t } from "./i18n.js";
+import { lang, measureUnit, setupLanguageSwitch, t } from "./i18n.js";
 import { getJSON, loadSession, session, signOut } from "./session.js";
 
 const $ = (id) => document.getElementById(id);
@@ -170,7 +170,7 @@ function contextSection(profile) {
     table: {
       head: [t("measure"), t("unit_value"), t("municipality_mean"), t("national"), t("benchmark")],
       rows: profile.context.map((c) => [
-        `${loc(c)} (${c.measure_unit})`,
+        `${loc(c)} (${measureUnit(c.measure_unit)})`,
         num(c.value),
         `${num(c.municipality_mean)} (n = ${c.municipality_n_units})`,
         c.national ? num(c.national.value) : "–",
@@ -211,8 +211,8 @@ function expectedSection(profile) {
       head: [t("outcome"), "n", t("observed"), t("expected"), t("deviation")],
       rows: profile.expected.map((e) =>
         e.suppressed
-          ? [`${loc(e)} (${e.measure_unit})`, String(e.n), tooFewCell(), tooFewCell(), tooFewCell()]
-          : [`${loc(e)} (${e.measure_unit})`, String(e.n), num(e.observed), num(e.expected), withInterval(e.shrunk_residual, e.shrunk_lo, e.shrunk_hi)],
+          ? [`${loc(e)} (${measureUnit(e.measure_unit)})`, String(e.n), tooFewCell(), tooFewCell(), tooFewCell()]
+          : [`${loc(e)} (${measureUnit(e.measure_unit)})`, String(e.n), num(e.observed), num(e.expected), withInterval(e.shrunk_residual, e.shrunk_lo, e.shrunk_hi)],
       ),
     },
   });

@@ -158,6 +158,10 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
     assert "6" in page.inner_text("#sec-distribution figcaption tbody tr:last-child")
     # expected vs observed as a deviation, with the association-not-cause sentence
     assert "inte en orsak" in page.inner_text("#sec-expected .association-note")
+    # units of measure in the page's language too
+    assert "åldersjusterat index" in page.inner_text("#sec-expected")
+    assert "age-adjusted" not in page.inner_text("#sec-expected")
+    assert "andel 0–1" in page.inner_text("#sec-context")
     # development areas, each with its explanation
     areas = page.query_selector_all("#sec-development li.development-area")
     assert areas, page.inner_text("#sec-development")
@@ -181,6 +185,7 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
     page.click("button[data-lang=en]")
     assert page.inner_text("#sec-distribution h2") == "Stage distribution against age"
     assert page.inner_text("#sec-development h2") == "Development areas"
+    assert "age-adjusted index" in page.inner_text("#sec-expected")
     assert "too few to show" in page.inner_text("#sec-distribution figcaption")
     assert page.inner_text("#export-csv") == "CSV"
     page.screenshot(path=str(screenshots / "unit-desktop-en.png"), full_page=True)
