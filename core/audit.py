@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import fcntl
 import queue
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import AuditEvent
+from core.storage import file_lock
 
 
 def record(
@@ -93,18 +92,6 @@ class AuditWriter:
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    @contextmanager
-    def _turn(self) -> Iterator[None]:
-        if self.lock_path is None:
-            yield
-            return
-        with self.lock_path.open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     def _run(self) -> None:
         while True:
             item = self._queue.get()
@@ -122,7 +109,8 @@ class AuditWriter:
                     break
                 batch.append(more)
             try:
-                with self._turn(), self.factory() as session:
+                turn = file_lock(self.lock_path) if self.lock_path else nullcontext()
+                with turn, self.factory() as session:
                     session.add_all(AuditEvent(**event) for event, _, _ in batch)
                     session.commit()
             except Exception as err:  # noqa: BLE001 - handed to every waiting caller

@@ -7,10 +7,12 @@ temporary file, are fsynced, then renamed into place: a blob is either whole or 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 #: Lock files that the server processes sharing this storage take in turn (``spira serve
@@ -19,6 +21,26 @@ from pathlib import Path
 WORKER_LOCK = ".worker.lock"
 AUDIT_LOCK = ".audit.lock"
 LOCK_FILES = frozenset({WORKER_LOCK, AUDIT_LOCK})
+
+
+@contextmanager
+def file_lock(path: Path, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) across processes.
+
+    Yields True once held; with ``wait=False`` yields False at once when another process holds
+    it. The kernel hands a released lock straight to the next waiter, and the lock goes with the
+    process if it dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class BlobStore:

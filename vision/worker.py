@@ -8,14 +8,11 @@ LOCKED``).
 
 from __future__ import annotations
 
-import fcntl
 import io
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -23,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Embedding, Photo
-from core.storage import WORKER_LOCK, BlobStore
+from core.storage import WORKER_LOCK, BlobStore, file_lock
 from training.registry import estimate_row
 from vision.model import StageModel, drawing_features_batch
 
@@ -116,25 +113,6 @@ def drain(
             progress(n)
 
 
-@contextmanager
-def drain_lock(path: Path) -> Iterator[bool]:
-    """Hold an exclusive, non-blocking lock on ``path`` (created if missing): yields True when
-    this process holds it, False when another does. With ``spira serve --workers N`` the N
-    server processes share one queue; on SQLite, which has no ``SKIP LOCKED``, only the holder
-    drains, so no two processes embed the same photo. The lock goes with the process."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 class BackgroundWorker(threading.Thread):
     """Drains the queue in the API process; wakes on :meth:`notify` or every ``interval`` seconds."""
 
@@ -171,7 +149,9 @@ class BackgroundWorker(threading.Thread):
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                with drain_lock(self.lock_path) as mine:
+                # With `spira serve --workers N` the processes share one queue; on SQLite, which
+                # has no SKIP LOCKED, only the lock's holder drains, so no photo is embedded twice.
+                with file_lock(self.lock_path, wait=False) as mine:
                     # Another server process on the same storage drains now; this one waits.
                     if mine:
                         drain(

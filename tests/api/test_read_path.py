@@ -139,21 +139,21 @@ def test_audit_writer_commits_together_and_reports_failures(spira_env):
 
 
 def test_only_one_process_drains_the_queue_at_a_time(tmp_path):
-    from vision.worker import drain_lock
+    from core.storage import file_lock
 
     lock = tmp_path / ".worker.lock"
-    with drain_lock(lock) as first:
+    with file_lock(lock, wait=False) as first:
         assert first
         # a second holder (as another server process would be) is told to wait
         import subprocess
         import sys
 
         probe = (
-            "import sys; from pathlib import Path; from vision.worker import drain_lock\n"
-            f"with drain_lock(Path({str(lock)!r})) as mine: sys.exit(0 if mine else 3)"
+            "import sys; from pathlib import Path; from core.storage import file_lock\n"
+            f"with file_lock(Path({str(lock)!r}), wait=False) as mine: sys.exit(0 if mine else 3)"
         )
         assert subprocess.run([sys.executable, "-c", probe]).returncode == 3
-    with drain_lock(lock) as again:
+    with file_lock(lock, wait=False) as again:
         assert again
 
 
