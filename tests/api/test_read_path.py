@@ -24,16 +24,24 @@ def _olympia(api) -> int:
         return s.scalar(select(Unit.id).where(Unit.name == "Olympia"))
 
 
-def test_profile_freshness_check_is_reused_for_its_seconds_and_dropped_by_a_write(
-    spira_env, monkeypatch
-):
+@pytest.fixture
+def checked_every_minute(spira_env, monkeypatch):
+    """A migrated database whose profile freshness check is reused for 60 s (tests use 0)."""
     from core.config import get_settings
-    from core.db import migrate, session_factory
-    from profiles.store import ProfileService
+    from core.db import migrate
 
     monkeypatch.setenv("SPIRA_PROFILE_CHECK_SECONDS", "60")
     get_settings.cache_clear()
     migrate()
+
+
+def test_profile_freshness_check_is_reused_for_its_seconds_and_dropped_by_a_write(
+    checked_every_minute, monkeypatch
+):
+    from core.config import get_settings
+    from core.db import session_factory
+    from profiles.store import ProfileService
+
     service = ProfileService()
     calls = []
     real = ProfileService.fingerprint
@@ -158,17 +166,13 @@ def test_only_one_process_drains_the_queue_at_a_time(tmp_path):
 
 
 def test_changed_data_are_rebuilt_in_the_background_while_the_last_build_is_served(
-    spira_env, monkeypatch
+    checked_every_minute, monkeypatch
 ):
-    from core.config import get_settings
-    from core.db import migrate, session_factory
+    from core.db import session_factory
     from core.demo import seed_structure
     from core.models import Unit, UnitContext
     from profiles.store import ProfileService
 
-    monkeypatch.setenv("SPIRA_PROFILE_CHECK_SECONDS", "60")
-    get_settings.cache_clear()
-    migrate()
     factory = session_factory()
     with factory() as s:
         seed_structure(s)
