@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 from contextlib import nullcontext
@@ -31,6 +33,40 @@ def record(
             detail=detail,
         )
     )
+
+
+def _event(
+    username: str | None,
+    action: str,
+    object_type: str,
+    object_id: str | int | None,
+    detail: dict | None,
+) -> dict:
+    return {
+        "username": username,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "detail": detail,
+    }
+
+
+class _FutureSetter:
+    """Completes an asyncio future from the writer thread (what ``threading.Event.set`` is for
+    callers in threads)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future) -> None:
+        self.loop = loop
+        self.future = future
+
+    def set(self) -> None:
+        def complete() -> None:
+            if not self.future.done():
+                self.future.set_result(None)
+
+        # RuntimeError: the loop has closed, nobody is waiting any more
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(complete)
 
 
 class AuditWriter:
@@ -72,18 +108,41 @@ class AuditWriter:
     ) -> None:
         """Commit one event (with others waiting at the same time); raises what the commit raised,
         or TimeoutError when the database did not take it within ``timeout`` seconds."""
-        event = {
-            "username": username,
-            "action": action,
-            "object_type": object_type,
-            "object_id": None if object_id is None else str(object_id),
-            "detail": detail,
-        }
         done = threading.Event()
         outcome: list[BaseException] = []
-        self._queue.put((event, done, outcome))
+        self._queue.put((_event(username, action, object_type, object_id, detail), done, outcome))
         if not done.wait(timeout):
             raise TimeoutError(f"the audit log did not accept the event in {timeout:.0f} s")
+        if outcome:
+            raise outcome[0]
+
+    async def record_async(
+        self,
+        username: str | None,
+        action: str,
+        object_type: str,
+        object_id: str | int | None = None,
+        detail: dict | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        """:meth:`record` for a coroutine: waits on the event loop, not in a thread."""
+        loop = asyncio.get_running_loop()
+        committed = loop.create_future()
+        outcome: list[BaseException] = []
+        self._queue.put(
+            (
+                _event(username, action, object_type, object_id, detail),
+                _FutureSetter(loop, committed),
+                outcome,
+            )
+        )
+        try:
+            await asyncio.wait_for(committed, timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the audit log did not accept the event in {timeout:.0f} s"
+            ) from None
         if outcome:
             raise outcome[0]
 

@@ -86,6 +86,11 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     units: Mapped[list[Unit]] = relationship(secondary="user_unit", order_by="Unit.name")
 
+    @property
+    def unit_ids(self) -> frozenset[int]:
+        """Ids of the units the user may act on (as :class:`core.users.Principal` has them)."""
+        return frozenset(u.id for u in self.units)
+
 
 class UserUnit(Base):
     __tablename__ = "user_unit"

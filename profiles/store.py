@@ -10,6 +10,7 @@ from typing import TypeVar
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from core.models import ModelVersion, Photo, RetainedAggregate, StageEstimate, Unit
@@ -416,6 +417,8 @@ class ProfileService:
         self._key: tuple | None = None
         self._result: dict | None = None
         self._checked_at = float("-inf")
+        self._checking = threading.Lock()
+        self._bind: Engine | Connection | None = None  # of the last build: background checks
 
     @staticmethod
     def fingerprint(session: Session) -> tuple:
@@ -438,6 +441,8 @@ class ProfileService:
                 # retention folds into these; deleting a unit removes them without a photo
                 select(func.count()).select_from(RetainedAggregate).scalar_subquery(),
                 select(func.sum(RetainedAggregate.n_photos)).scalar_subquery(),
+                # a unit added or deleted (cached answers are kept per unit)
+                select(func.count()).select_from(Unit).scalar_subquery(),
                 select(ModelVersion.version)
                 .where(ModelVersion.promoted.is_(True))
                 .limit(1)
@@ -455,6 +460,42 @@ class ProfileService:
         """Forget the last fingerprint check: the next read checks the database again (called
         after this process writes what profiles rest on)."""
         self._checked_at = float("-inf")
+
+    def peek(self) -> dict | None:
+        """The current build without asking the database, for a read on the event loop; None
+        when there is none yet or ``profile_check_seconds`` is 0 (then every read checks).
+
+        When the last check is older than ``profile_check_seconds`` (or was dropped by a write),
+        one background thread checks the fingerprint (and starts a rebuild if the data changed)
+        while this and every other read go on being answered from the last build: readers never
+        wait for the check, and fifty of them do not run fifty checks."""
+        import time
+
+        from core.config import get_settings
+
+        ttl = get_settings().profile_check_seconds
+        result = self._result
+        if ttl <= 0 or result is None:
+            return None
+        if time.monotonic() - self._checked_at >= ttl:
+            self._check_in_background()
+        return result
+
+    def _check_in_background(self) -> None:
+        bind = self._bind
+        if bind is None or not self._checking.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                with Session(bind) as session:
+                    self.build(session)
+            except Exception:  # noqa: BLE001 - the next read tries again
+                log.exception("checking whether the unit profiles are current failed")
+            finally:
+                self._checking.release()
+
+        threading.Thread(target=run, name="spira-profile-check", daemon=True).start()
 
     def _current_fingerprint(self, session: Session) -> tuple:
         """The fingerprint, queried at most every ``profile_check_seconds`` (it counts whole
@@ -479,6 +520,7 @@ class ProfileService:
         ``profile_check_seconds`` 0, as in the tests, every change is built before answering)."""
         from core.config import get_settings
 
+        self._bind = session.get_bind()
         key = self._current_fingerprint(session)
         result = self._result
         if result is not None and self._key == key:

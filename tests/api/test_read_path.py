@@ -207,3 +207,174 @@ def test_changed_data_are_rebuilt_in_the_background_while_the_last_build_is_serv
         newer = service.build(s)
     assert newer is not first
     assert len(newer["context"]) == len(first["context"]) + 1
+
+
+@pytest.fixture
+def api_checked_every_minute(api, monkeypatch):
+    """The test app with the production-like freshness window (60 s here; tests default to 0)."""
+    from core.config import get_settings
+    from core.users import principal_cache
+    from profiles.store import profile_service
+
+    monkeypatch.setenv("SPIRA_PROFILE_CHECK_SECONDS", "60")
+    get_settings.cache_clear()
+    principal_cache.invalidate()
+    profile_service.invalidate()
+    yield api
+    principal_cache.invalidate()
+
+
+def _profile_reads(api, username: str) -> int:
+    from core.models import AuditEvent
+
+    with api.factory() as s:
+        return s.scalar(
+            select(func.count()).where(
+                AuditEvent.action == "read",
+                AuditEvent.username == username,
+                AuditEvent.object_type == "profile",
+            )
+        )
+
+
+def test_repeated_reads_answer_from_memory_and_are_still_each_audited(
+    api_checked_every_minute, monkeypatch
+):
+    from api import deps
+    from api.routes import units
+
+    api = api_checked_every_minute
+    headers = _token(api, "boss")
+    unit_id = _olympia(api)
+    loads = []
+    real_load = deps.load_principal
+    monkeypatch.setattr(
+        deps, "load_principal", lambda s, uid: loads.append(uid) or real_load(s, uid)
+    )
+    first = api.get(f"/api/units/{unit_id}/profile", headers=headers)
+    assert first.status_code == 200 and len(loads) == 1
+
+    def no_database(*args, **kwargs):
+        raise AssertionError("a repeated read went to the database")
+
+    monkeypatch.setattr(units, "_profile_answer", no_database)
+    for _ in range(5):
+        again = api.get(f"/api/units/{unit_id}/profile", headers=headers)
+        assert again.status_code == 200 and again.content == first.content
+    assert len(loads) == 1  # the account snapshot was reused
+    assert _profile_reads(api, "boss") == 6  # ... and every read has its audit row
+
+
+def test_the_memoised_answer_is_not_served_to_a_principal_of_another_unit(
+    api_checked_every_minute,
+):
+    api = api_checked_every_minute
+    unit_id = _olympia(api)
+    assert api.get(f"/api/units/{unit_id}/profile", headers=_token(api, "res")).status_code == 200
+    other = api.get(f"/api/units/{unit_id}/profile", headers=_token(api, "other"))
+    assert other.status_code == 404
+    assert api.get(f"/api/units/{unit_id}/profile", headers=_token(api, "boss")).status_code == 200
+    assert _profile_reads(api, "other") == 0  # refused reads are not answered, not audited
+
+
+def test_a_disabled_account_is_refused_once_a_write_or_the_window_has_passed(
+    api_checked_every_minute,
+):
+    from core.models import User
+    from core.users import principal_cache
+
+    api = api_checked_every_minute
+    headers = _token(api, "boss")
+    url = f"/api/units/{_olympia(api)}/profile"
+    assert api.get(url, headers=headers).status_code == 200
+    with api.factory() as s:  # what `spira users` in another process would do
+        s.scalar(select(User).where(User.username == "boss")).active = False
+        s.commit()
+    # another process's change: this one's snapshot stands until the window ends ...
+    assert api.get(url, headers=headers).status_code == 200
+    # ... or until a write request in this process drops every snapshot
+    assert api.post("/api/token", data={"username": "res", "password": PASSWORD}).status_code == 200
+    refused = api.get(url, headers=headers)
+    assert refused.status_code == 401
+    assert "disabled" in refused.json()["detail"]
+    # an expired snapshot is looked up again
+    with api.factory() as s:
+        s.scalar(select(User).where(User.username == "boss")).active = True
+        s.commit()
+    principal_cache._entries = {
+        uid: (stamp - 61, p) for uid, (stamp, p) in principal_cache._entries.items()
+    }
+    assert api.get(url, headers=headers).status_code == 200
+
+
+def test_a_snapshot_loaded_before_an_invalidation_is_not_kept():
+    from core.users import Principal, PrincipalCache
+
+    cache = PrincipalCache()
+    snapshot = Principal(1, "boss", "principal", True, 0, frozenset({1}))
+    generation = cache.generation
+    cache.invalidate()  # a write came in while the snapshot was being loaded
+    cache.put(1, snapshot, generation)
+    assert cache.get(1, ttl=60) == (False, None)
+    cache.put(1, snapshot, cache.generation)
+    assert cache.get(1, ttl=60) == (True, snapshot)
+    assert cache.get(1, ttl=0) == (False, None)  # 0 keeps nothing
+
+
+def test_readers_past_the_window_trigger_one_background_check(checked_every_minute, monkeypatch):
+    from core.db import session_factory
+    from profiles.store import ProfileService
+
+    service = ProfileService()
+    assert service.peek() is None  # nothing built yet: the caller builds
+    with session_factory()() as session:
+        first = service.build(session)
+    calls = []
+    real = ProfileService.fingerprint
+
+    def slow_fingerprint(s):
+        calls.append(1)
+        time.sleep(0.2)
+        return real(s)
+
+    monkeypatch.setattr(ProfileService, "fingerprint", staticmethod(slow_fingerprint))
+    assert service.peek() is first and calls == []  # within the window: nothing asked
+    service.invalidate()
+    seen = []
+    threads = [threading.Thread(target=lambda: seen.append(service.peek())) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == [first] * 20  # nobody waited for the check
+    deadline = time.monotonic() + 30
+    while service._checking.locked() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert calls == [1]  # twenty readers, one check
+    assert service.peek() is first  # checked, unchanged
+
+
+def test_audit_writer_commits_for_coroutines_and_reports_failures(spira_env):
+    import asyncio
+
+    from core.audit import AuditWriter
+    from core.db import migrate, session_factory
+    from core.models import AuditEvent
+
+    migrate()
+    factory = session_factory()
+    writer = AuditWriter(factory)
+
+    async def main() -> None:
+        await asyncio.gather(
+            *(writer.record_async(f"u{i}", "read", "profile", i) for i in range(25))
+        )
+        with pytest.raises(Exception):  # noqa: B017 - the database's error reaches the caller
+            await writer.record_async("x", "read", "profile", detail={"bad": object()})
+
+    try:
+        asyncio.run(main())
+        with factory() as s:
+            assert s.scalar(select(func.count()).select_from(AuditEvent)) == 25
+    finally:
+        writer.close()
