@@ -18,6 +18,7 @@ from core.config import get_settings
 from core.db import migrate, new_engine, session_factory
 from core.storage import AUDIT_LOCK, BlobStore
 from profiles.store import profile_service
+from vision.threads import one_thread_per_operation
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -68,6 +69,9 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         migrate(settings.db_url)
+        # Requests (and the queue worker) run side by side, one per core: library thread
+        # pools inside each would only oversubscribe the cores (vision/threads.py).
+        one_thread_per_operation()
         app.state.session_factory = session_factory(settings.db_url)
         app.state.store = BlobStore(settings.storage_path)
         settings.storage_path.mkdir(parents=True, exist_ok=True)  # the lock files live there

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import re
 import struct
 import warnings
@@ -21,6 +22,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 import pillow_heif
+import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from vision.faces import blur_faces, detect_faces
@@ -224,22 +226,20 @@ def _decode(data: bytes, fmt: str, limits: IngestLimits) -> tuple[np.ndarray, tu
     Returns (image, original (width, height) after orientation). Raises IngestError.
     """
     label = _FORMAT_LABEL[fmt]
+    rgb = None
     try:
         # Our own max_pixels check (below, on the header size) is the bomb guard; Pillow's global
         # guard would otherwise warn or refuse at a threshold the deployment did not choose.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data))  # the header, EXIF and ICC: no pixels yet
             width, height = image.size
             _check_dimensions(width, height, limits, label)
             orientation = image.getexif().get(0x0112, 1)
-            if fmt == "jpeg":
-                # Reduced DCT decoding: libjpeg scales by 1/2, 1/4 or 1/8 while decoding, the
-                # largest step that keeps the image at or above the working size.
-                scale = limits.working_long_side / max(width, height)
-                if scale < 1:
-                    image.draft("RGB", (int(width * scale) + 1, int(height * scale) + 1))
-            image.load()
+            if fmt == "jpeg" and image.mode in ("RGB", "L"):
+                rgb = _decode_jpeg(data, width, height, limits.working_long_side)
+            else:
+                image.load()
     except IngestError:
         raise
     except Image.DecompressionBombError as err:
@@ -249,13 +249,38 @@ def _decode(data: bytes, fmt: str, limits: IngestLimits) -> tuple[np.ndarray, tu
     except (OSError, SyntaxError, ValueError, EOFError, RuntimeError, struct.error) as err:
         raise IngestError(422, _corrupt_code(err), _corrupt_message(label, err)) from None
     icc = image.info.get("icc_profile")
-    decoded = _to_rgb(image)
-    if icc:
-        decoded = _to_srgb(decoded, icc)
-    rgb = _fit(np.asarray(decoded, dtype=np.uint8), limits.working_long_side)
+    if rgb is None:
+        decoded = _to_rgb(image)
+        if icc:
+            decoded = _to_srgb(decoded, icc)
+        rgb = np.asarray(decoded, dtype=np.uint8)
+    elif icc:
+        rgb = np.asarray(_to_srgb(Image.fromarray(rgb), icc), dtype=np.uint8)
+    rgb = _fit(rgb, limits.working_long_side)
     rgb = _orient(rgb, orientation)
     original_size = (width, height) if orientation not in (5, 6, 7, 8) else (height, width)
     return np.ascontiguousarray(rgb), original_size
+
+
+def _decode_jpeg(data: bytes, width: int, height: int, long_side: int) -> np.ndarray:
+    """RGB pixels of a JPEG (colour or grey), reduced while decoding (:func:`reduced_size`:
+    a 12-MP photo is decoded at 2000×1500, not 4000×3000), straight into a numpy array. As
+    lenient as Pillow with libjpeg's recoverable warnings (real tablet files carry some);
+    fatal errors raise ValueError."""
+    min_width, min_height = reduced_size(width, height, long_side)
+    return simplejpeg.decode_jpeg(
+        data, "RGB", min_width=min_width, min_height=min_height, strict=False
+    )
+
+
+def reduced_size(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """Size to decode a JPEG at: libjpeg scales by 1/2, 1/4 or 1/8 in the DCT domain, the
+    largest step that keeps the long side at or above ``long_side`` (what Pillow's ``draft``
+    chooses; a smaller decode costs a fraction of a full one)."""
+    factor = 1
+    while factor < 8 and max(width, height) / (factor * 2) >= long_side:
+        factor *= 2
+    return math.ceil(width / factor), math.ceil(height / factor)
 
 
 def _corrupt_code(err: BaseException) -> str:

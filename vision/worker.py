@@ -8,20 +8,20 @@ LOCKED``).
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
-from PIL import Image
+import simplejpeg
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Embedding, Photo
 from core.storage import WORKER_LOCK, BlobStore, file_lock
 from training.registry import estimate_row
+from vision.ingest import reduced_size
 from vision.model import StageModel, drawing_features_batch
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,9 @@ DECODE_LONG_SIDE = 640
 
 def decode_stored(data: bytes, long_side: int = DECODE_LONG_SIDE) -> np.ndarray:
     """Decode a stored processed JPEG to RGB, reduced in the DCT domain to >= ``long_side``."""
-    with Image.open(io.BytesIO(data)) as img:
-        scale = max(img.size) / long_side
-        if scale >= 2:
-            img.draft("RGB", (int(img.size[0] / scale) + 1, int(img.size[1] / scale) + 1))
-        return np.asarray(img.convert("RGB"))
+    height, width = simplejpeg.decode_jpeg_header(data)[:2]
+    min_width, min_height = reduced_size(width, height, long_side)
+    return simplejpeg.decode_jpeg(data, "RGB", min_width=min_width, min_height=min_height)
 
 
 def claim_pending(session: Session, batch: int) -> list[Photo]:

@@ -1,0 +1,22 @@
+"""Threads inside one image operation, for a process that already runs one task per core.
+
+The API serves uploads concurrently (one request per core) while its queue worker embeds a
+batch; OpenCV's and OpenBLAS's own thread pools on top of that only oversubscribe the cores.
+Measured with ``bench/vision.py`` on 2 cores: with their defaults (one thread per core each,
+OpenBLAS spinning between calls) a 12-MP photo cost about 150 ms of CPU from upload to stored
+estimate; with one thread each, about 117 ms; the drawing features alone went from 27–32 ms to
+14 ms. OpenVINO keeps its own setting (its threads serve one batch at a time).
+"""
+
+from __future__ import annotations
+
+import cv2
+from threadpoolctl import threadpool_limits
+
+_limits: list = []  # keeps the BLAS limit object alive for the life of the process
+
+
+def one_thread_per_operation() -> None:
+    """Run OpenCV and BLAS (numpy's, scipy's) operations on the calling thread only."""
+    cv2.setNumThreads(1)
+    _limits.append(threadpool_limits(limits=1, user_api="blas"))
