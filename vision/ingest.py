@@ -19,13 +19,13 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
-import cv2
 import numpy as np
 import pillow_heif
 import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
 from vision.faces import blur_faces, detect_faces
+from vision.resize import fit_long_side
 from vision.sheet import find_sheet, flatten_light, rectify_sheet
 from vision.sniff import (
     ACCEPTED_FORMATS,
@@ -155,9 +155,18 @@ def ingest(data: bytes, *, limits: IngestLimits | None = None) -> ProcessedPhoto
         _check_dimensions(layout.width, layout.height, limits, label)
     image_bytes = data[: layout.end]
     rgb, original_size = _decode(image_bytes, fmt, limits)
+    # A JPEG comes at up to twice the working size (reduced DCT decoding has steps of two): the
+    # sheet is rectified straight from it, at the working scale (one resampling, not two).
     corners = find_sheet(rgb)
     if corners is not None:
-        rgb = rectify_sheet(rgb, corners, max_long_side=limits.working_long_side)
+        rgb = rectify_sheet(
+            rgb,
+            corners,
+            max_long_side=limits.working_long_side,
+            scale=min(1.0, limits.working_long_side / max(rgb.shape[:2])),
+        )
+    else:
+        rgb = fit_long_side(rgb, limits.working_long_side)
     # Faces are searched in exactly what will be stored: after cropping to the sheet, faces
     # outside it are gone anyway, and the scan (the slowest step) covers fewer pixels.
     faces = detect_faces(rgb, detect_long_side=limits.face_scan_long_side)
@@ -169,7 +178,7 @@ def ingest(data: bytes, *, limits: IngestLimits | None = None) -> ProcessedPhoto
     return ProcessedPhoto(
         image=rgb,
         jpeg=jpeg,
-        thumbnail_jpeg=_encode_jpeg(_fit(rgb, limits.thumb_long_side), 85),
+        thumbnail_jpeg=_encode_jpeg(fit_long_side(rgb, limits.thumb_long_side), 85),
         sha256=hashlib.sha256(data).hexdigest(),
         content_sha256=hashlib.sha256(jpeg).hexdigest(),
         source_format=fmt,
@@ -256,7 +265,8 @@ def _decode(data: bytes, fmt: str, limits: IngestLimits) -> tuple[np.ndarray, tu
         rgb = np.asarray(decoded, dtype=np.uint8)
     elif icc:
         rgb = np.asarray(_to_srgb(Image.fromarray(rgb), icc), dtype=np.uint8)
-    rgb = _fit(rgb, limits.working_long_side)
+    if fmt != "jpeg" or max(rgb.shape[:2]) > 2 * limits.working_long_side:
+        rgb = fit_long_side(rgb, limits.working_long_side)
     rgb = _orient(rgb, orientation)
     original_size = (width, height) if orientation not in (5, 6, 7, 8) else (height, width)
     return np.ascontiguousarray(rgb), original_size
@@ -358,19 +368,6 @@ def _to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
     if transform is None:
         return image
     return ImageCms.applyTransform(image, transform) or image
-
-
-def _fit(rgb: np.ndarray, long_side: int) -> np.ndarray:
-    """Shrink an RGB array (never enlarge) so its long side is at most ``long_side`` pixels."""
-    height, width = rgb.shape[:2]
-    scale = long_side / max(height, width)
-    if scale >= 1:
-        return rgb
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    # Bilinear is exact enough (and 4× faster) when shrinking by less than half, which is the
-    # usual case after reduced JPEG decoding; larger steps need area averaging against aliasing.
-    method = cv2.INTER_LINEAR if scale > 0.5 else cv2.INTER_AREA
-    return cv2.resize(rgb, size, interpolation=method)
 
 
 def _encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:

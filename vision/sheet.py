@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from vision.resize import shrink
+
 #: Long side, in pixels, of the grey copy searched for the sheet.
 FIND_LONG_SIDE = 512
 #: The sheet must cover at least this share of the photo to count as "the" sheet (a tablet
@@ -35,7 +37,7 @@ def find_sheet(rgb: np.ndarray, *, min_area: float = MIN_SHEET_AREA) -> np.ndarr
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
         small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        grey = cv2.resize(grey, small_size, interpolation=cv2.INTER_AREA)
+        grey = shrink(grey, small_size)
     grey = cv2.GaussianBlur(grey, (5, 5), 0)
     frame_area = float(grey.shape[0] * grey.shape[1])
     # Two ways to separate paper from table: a global brightness threshold (Otsu) closed over the
@@ -124,17 +126,20 @@ def sheet_aspect(corners: np.ndarray, image_size: tuple[int, int]) -> float:
     return float(np.sqrt(ratio2))
 
 
-def rectify_sheet(rgb: np.ndarray, corners: np.ndarray, *, max_long_side: int) -> np.ndarray:
+def rectify_sheet(
+    rgb: np.ndarray, corners: np.ndarray, *, max_long_side: int, scale: float = 1.0
+) -> np.ndarray:
     """Warp the sheet bounded by ``corners`` (tl, tr, br, bl) to an upright rectangle.
 
     The output has the estimated true aspect ratio; its long side equals the sheet's longest
-    edge in the photo (no upsampling beyond what was photographed), capped at ``max_long_side``.
-    Returns an RGB uint8 array.
+    edge in the photo times ``scale`` (no upsampling beyond what was photographed; ``scale`` < 1
+    when ``rgb`` is larger than the working size), capped at ``max_long_side``. Returns an RGB
+    uint8 array.
     """
     height, width = rgb.shape[:2]
     aspect = sheet_aspect(corners, (width, height))
     edges = [float(np.linalg.norm(corners[i] - corners[(i + 1) % 4])) for i in range(4)]
-    long_side = int(min(max_long_side, max(edges)))
+    long_side = int(min(max_long_side, max(edges) * scale))
     if aspect >= 1.0:
         out_w, out_h = long_side, max(1, round(long_side / aspect))
     else:

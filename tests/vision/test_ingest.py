@@ -6,6 +6,7 @@ import hashlib
 import io
 import struct
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageCms
@@ -332,3 +333,22 @@ def test_progressive_jpeg_with_trailer():
 )
 def test_sniff_format_reads_magic_bytes(head, expected):
     assert sniff_format(head) == expected
+
+
+def test_a_photographed_sheet_is_rectified_from_the_reduced_decode_at_working_scale():
+    # A 12-MP photo is decoded at 2000×1500; the sheet is warped straight from that, its size
+    # as it would be in the 1600-px working image (not larger), and is the same picture.
+    from tests.vision.test_sheet import photographed_sheet
+
+    photo, _ = photographed_sheet(seed=4)  # 1600×1200
+    big = cv2.resize(photo, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    small_result = ingest(encode(photo, "JPEG", quality=92))
+    big_result = ingest(encode(big, "JPEG", quality=92))
+    assert big_result.sheet_found and small_result.sheet_found
+    assert big_result.original_size == (4000, 3000)
+    big_h, big_w = big_result.image.shape[:2]
+    small_h, small_w = small_result.image.shape[:2]
+    assert max(big_w, big_h) <= 1600
+    assert abs(big_w - small_w) <= 0.02 * small_w and abs(big_h - small_h) <= 0.02 * small_h
+    same = cv2.resize(big_result.image, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    assert np.abs(same.astype(int) - small_result.image.astype(int)).mean() < 12

@@ -1,0 +1,86 @@
+"""Fast shrinking (vision.resize), reduced JPEG decoding sizes, one thread per operation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from vision.ingest import reduced_size
+from vision.resize import fit_long_side, shrink
+
+
+def _photo_like(width: int, height: int) -> np.ndarray:
+    """Smooth tones with a few strokes: what shrinking meets in a photographed drawing."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = 200 + 30 * np.sin(xs / 97) * np.cos(ys / 131)
+    rgb = np.repeat(base[..., None], 3, axis=2).astype(np.uint8)
+    for k in range(12):
+        cv2.line(rgb, (40 * k, 10), (width - 30 * k, height - 20), (20, 30, 160), 1)
+    return rgb
+
+
+@pytest.mark.parametrize(
+    ("source", "size"),
+    [((1333, 1000), (320, 240)), ((1600, 1131), (320, 226)), ((2000, 1500), (512, 384))],
+)
+def test_shrink_gives_the_size_asked_for_and_what_area_averaging_gives(source, size):
+    rgb = _photo_like(*source)
+    fast = shrink(rgb, size)
+    exact = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    assert fast.shape == exact.shape and fast.dtype == np.uint8
+    # No aliasing: within a few grey levels of exact area averaging, on average and nearly
+    # everywhere (a pure bilinear shrink by 4 misses thin strokes and differs far more).
+    diff = np.abs(fast.astype(int) - exact.astype(int))
+    assert diff.mean() < 3 and np.percentile(diff, 99) < 40
+    bilinear = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+    assert diff.mean() < np.abs(bilinear.astype(int) - exact.astype(int)).mean()
+
+
+def test_shrink_works_on_grey_images_and_small_steps():
+    grey = _photo_like(900, 600)[..., 0]
+    assert shrink(grey, (300, 200)).shape == (200, 300)
+    assert shrink(grey, (800, 533)).shape == (533, 800)  # by less than half: bilinear only
+
+
+def test_fit_long_side_never_enlarges():
+    rgb = _photo_like(300, 200)
+    assert fit_long_side(rgb, 1600) is rgb
+    assert fit_long_side(_photo_like(2000, 1500), 1600).shape == (1200, 1600, 3)
+    assert fit_long_side(_photo_like(1500, 2000), 320).shape == (320, 240, 3)
+
+
+@pytest.mark.parametrize(
+    ("size", "reduced"),
+    [
+        ((4000, 3000), (2000, 1500)),  # 12 MP: half
+        ((4032, 3024), (2016, 1512)),  # iPad/iPhone 12 MP
+        ((3200, 2400), (1600, 1200)),  # exactly twice the working size: half
+        ((3199, 2400), (3199, 2400)),  # half would fall below 1600: decoded whole
+        ((8000, 6000), (2000, 1500)),  # 48 MP: a quarter
+        ((20000, 15000), (2500, 1875)),  # libjpeg stops at an eighth
+        ((1024, 768), (1024, 768)),  # small: whole
+    ],
+)
+def test_reduced_size_is_the_largest_dct_step_that_keeps_the_working_size(size, reduced):
+    assert reduced_size(*size, 1600) == reduced
+
+
+def test_one_thread_per_operation_sets_opencv_and_blas():
+    # In a child process: the setting is process-wide and would slow the rest of the tests.
+    probe = (
+        "import cv2; from threadpoolctl import threadpool_info\n"
+        "from vision.threads import one_thread_per_operation\n"
+        "import numpy\n"
+        "one_thread_per_operation()\n"
+        "blas = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas']\n"
+        "print(cv2.getNumThreads(), sorted(set(blas)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split(maxsplit=1)
+    assert out[0] == "1"
+    assert out[1].strip() in ("[1]", "[]")  # [] only if numpy had no BLAS library loaded
