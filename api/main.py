@@ -53,11 +53,19 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def settle_heap() -> None:
-    """Move what start-up allocated (imported libraries, settings, engines: most of the heap)
-    out of the garbage collector's view (``gc.freeze``). Without it each full collection
-    walks every object of numpy, pandas, SQLAlchemy and the rest: pauses of 100–160 ms every
-    second or so under load, each one stalling every request in flight (bench/api_load.py)."""
+def settle_heap(*, worker: bool) -> None:
+    """Import what the first profile build and the queue worker's first batch would import, then
+    move the whole start-up heap (libraries, settings, engines) out of the garbage collector's
+    view (``gc.freeze``). Without it each full collection walks every object of numpy, pandas,
+    SQLAlchemy, torch and the rest: pauses of 100–160 ms every second or so under load, each
+    stalling every request in flight (bench/api_load.py)."""
+    import profiles.profile  # noqa: F401 - imported lazily by the first profile build
+    import profiles.progression  # noqa: F401
+
+    if worker:
+        import openvino  # noqa: F401 - imported lazily by the worker's first batch
+        import timm  # noqa: F401
+        import torch  # noqa: F401
     gc.collect()
     gc.freeze()
 
@@ -96,7 +104,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
             )
             worker.start()
             app.state.worker = worker
-        settle_heap()
+        settle_heap(worker=app.state.worker is not None)
         yield
         if app.state.worker is not None:
             app.state.worker.stop()

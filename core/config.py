@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     #: (photos, sheets, ratings, context, promoted model). Changes made through this process's own
     #: worker, imports and deletions show at once; others within this many seconds. 0: every read.
     profile_check_seconds: float = 1.0
+    #: Least seconds between the starts of two background rebuilds of the profiles: while photos
+    #: stream in, every processed batch changes the data, and each rebuild (about a second of
+    #: CPU for a few units) slows the reads being served meanwhile. 0: rebuild on every change.
+    profile_rebuild_seconds: float = 5.0
 
     #: Ingest limits (see vision.ingest.IngestLimits).
     max_upload_bytes: int = 40 * 1024 * 1024

@@ -418,6 +418,9 @@ class ProfileService:
         self._result: dict | None = None
         self._checked_at = float("-inf")
         self._checking = threading.Lock()
+        self._refreshing: set[tuple] = set()
+        self._rebuilt_at = float("-inf")  # when the last background rebuild started
+        self._refreshing_lock = threading.Lock()
         self._bind: Engine | Connection | None = None  # of the last build: background checks
 
     @staticmethod
@@ -533,22 +536,68 @@ class ProfileService:
         with self._lock:
             if self._key == key and self._result is not None:
                 return self._result
-            self._result = self._compute(session)
+            self._result = self._succeed(self._compute(session))
             self._key = key
             return self._result
 
+    def _succeed(self, built: dict) -> dict:
+        """``built``, keeping the current build's memoised results as its ``previous`` ones
+        (one generation back only)."""
+        if self._result is not None:
+            built["previous"] = self._result["memo"]
+        return built
+
+    def previous_or_refresh(self, built: dict, name: tuple, refresh: Callable[[], object]):
+        """What the build before ``built`` memoised under ``name`` (None if nothing), starting
+        ``refresh()`` in a background thread, once per name, to compute the current value.
+
+        Readers of a unit just after a rebuild get its last answer at once instead of all
+        waiting for its bootstrap (50 ms to 1 s under load): the same staleness as serving the
+        last build while the next one is made. A refresh that raises drops the old value, so
+        the next read computes (and gets the error) itself."""
+        previous = built.get("previous", {})
+        value = previous.get(name)
+        if value is None:
+            return None
+        with self._refreshing_lock:
+            if name in self._refreshing:
+                return value
+            self._refreshing.add(name)
+
+        def run() -> None:
+            try:
+                refresh()
+            except Exception:  # noqa: BLE001 - e.g. the unit was deleted
+                previous.pop(name, None)
+            finally:
+                with self._refreshing_lock:
+                    self._refreshing.discard(name)
+
+        threading.Thread(target=run, name="spira-profile-refresh", daemon=True).start()
+        return value
+
     def _rebuild_in_background(self, bind) -> None:
         """Start one rebuild in a thread of its own, with its own session; a no-op while one
-        (or a synchronous build) is running. Failures are logged; the last build stays."""
+        (or a synchronous build) is running, or within ``profile_rebuild_seconds`` of the last
+        start (the change is picked up by a later check). Failures are logged; the last build
+        stays."""
+        import time
+
+        from core.config import get_settings
+
+        now = time.monotonic()
+        if now - self._rebuilt_at < get_settings().profile_rebuild_seconds:
+            return
         if not self._lock.acquire(blocking=False):
             return
+        self._rebuilt_at = now
 
         def run() -> None:
             try:
                 with Session(bind) as session:
                     key = self.fingerprint(session)
                     if key != self._key:
-                        self._result = self._compute(session)
+                        self._result = self._succeed(self._compute(session))
                         self._key = key
             except Exception:  # noqa: BLE001 - keep serving the last build
                 log.exception("rebuilding the unit profiles failed; the last build is served")

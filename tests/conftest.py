@@ -15,6 +15,7 @@ os.environ.setdefault("SPIRA_DEVICE", "cpu")
 # Tests write through their own sessions and read through the API at once: every read checks
 # whether the data changed (the 1-s reuse of that check has its own test in tests/profiles).
 os.environ.setdefault("SPIRA_PROFILE_CHECK_SECONDS", "0")
+os.environ.setdefault("SPIRA_PROFILE_REBUILD_SECONDS", "0")
 
 
 @pytest.fixture(scope="session")

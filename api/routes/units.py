@@ -90,9 +90,12 @@ async def unit_profile(
             status.HTTP_404_NOT_FOUND, detail=f"no unit {unit_id} that you may read"
         )
     built = profile_service.peek()
-    answer: tuple[str | None, bytes] | None = (
-        built["memo"].get(("answer", unit_id, term)) if built is not None else None
-    )
+    answer: tuple[str | None, bytes] | None = None
+    if built is not None:
+        key = ("answer", unit_id, term)
+        answer = built["memo"].get(key) or profile_service.previous_or_refresh(
+            built, key, lambda: _profile_answer(request, reader, unit_id, term)
+        )
     if answer is None:
         answer = await run_in_threadpool(_profile_answer, request, reader, unit_id, term)
     chosen, body = answer

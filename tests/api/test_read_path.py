@@ -378,3 +378,94 @@ def test_audit_writer_commits_for_coroutines_and_reports_failures(spira_env):
             assert s.scalar(select(func.count()).select_from(AuditEvent)) == 25
     finally:
         writer.close()
+
+
+def test_after_a_rebuild_readers_get_the_last_answer_while_one_refresh_runs(
+    api_checked_every_minute, monkeypatch
+):
+    from api.routes import units
+    from core.models import UnitContext
+    from profiles.store import profile_service
+
+    api = api_checked_every_minute
+    headers = _token(api, "boss")
+    unit_id = _olympia(api)
+    url = f"/api/units/{unit_id}/profile"
+    before = api.get(url, headers=headers)
+    assert before.status_code == 200
+    first_build = profile_service.peek()
+    with api.factory() as s:  # the data change (another process, or the queue worker)
+        s.add(UnitContext(unit_id=unit_id, term="2026-HT", children_enrolled=40))
+        s.commit()
+    profile_service.invalidate()
+    with api.factory() as s:
+        profile_service.build(s)  # starts the rebuild in the background
+    deadline = time.monotonic() + 60
+    while profile_service.peek() is first_build and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert profile_service.peek() is not first_build
+    release = threading.Event()
+    calls = []
+    real = units._profile_answer
+
+    def slow_answer(*args):
+        calls.append(1)
+        assert release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(units, "_profile_answer", slow_answer)
+    for _ in range(4):  # answered at once, from the last build, while the refresh waits
+        again = api.get(url, headers=headers)
+        assert again.status_code == 200 and again.content == before.content
+    assert calls == [1]  # four readers, one refresh
+    release.set()
+    while ("answer", unit_id, None) not in profile_service.peek()["memo"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    after = api.get(url, headers=headers)
+    assert after.status_code == 200 and calls == [1]
+    assert _profile_reads(api, "boss") == 6
+
+
+def test_background_rebuilds_start_at_most_once_per_rebuild_window(
+    checked_every_minute, monkeypatch
+):
+    from core.config import get_settings
+    from core.db import session_factory
+    from core.demo import seed_structure
+    from core.models import Unit, UnitContext
+    from profiles.store import ProfileService
+
+    monkeypatch.setenv("SPIRA_PROFILE_REBUILD_SECONDS", "60")
+    get_settings.cache_clear()
+    factory = session_factory()
+    with factory() as s:
+        seed_structure(s)
+        s.commit()
+    service = ProfileService()
+    computed = []
+    real = ProfileService._compute
+    monkeypatch.setattr(
+        ProfileService, "_compute", lambda self, s: computed.append(1) or real(self, s)
+    )
+
+    def change_and_check(s, children: int) -> None:
+        unit = s.scalar(select(Unit).where(Unit.name == "Laröd"))
+        s.add(UnitContext(unit_id=unit.id, term=f"20{children}-HT", children_enrolled=children))
+        s.commit()
+        service.invalidate()
+        service.build(s)
+        deadline = time.monotonic() + 60
+        while service._lock.locked() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    with factory() as s:
+        service.build(s)  # the first build, in this thread
+        change_and_check(s, 30)
+        assert len(computed) == 2  # rebuilt in the background
+        second = service._result
+        change_and_check(s, 31)
+        assert len(computed) == 2 and service._result is second  # within the window: later
+        service._rebuilt_at -= 61  # the window has passed
+        change_and_check(s, 32)
+    assert len(computed) == 3 and service._result is not second
