@@ -225,6 +225,8 @@ def main() -> None:
 
 Model alone, batch 32 at 224 px, images/s: {", ".join(f"{r} {v:.1f}" for r, v in rows)}.
 
+Earlier the same day, same machine: (b) 11.0 photos/s (3.7×). Since then: OpenCV and OpenBLAS run one thread per operation in the API process and here (`vision/threads.py`; their pools oversubscribed the two cores that concurrent uploads and the worker already fill, ~30 ms of CPU per photo), JPEGs are decoded by simplejpeg (libjpeg-turbo, reduced DCT decoding straight into an array), the sheet is rectified straight from the reduced decode, and thumbnails and the sheet search shrink through an integer area step plus bilinear (`vision/resize.py`). Where the CPU goes now, per 12-MP photo on one core (cProfile, 48 photos): JPEG decode 21 ms, faces 12 (BlazeFace 8.6), sheet find 7 and rectify 7, light flattening 4, JPEG encodes 5; worker: stored decode 3, drawing features 14, embedding preprocess 4, OpenVINO 8; about 96 ms plus database and storage writes. The end-to-end targets would need about 80 ms (25 photos/s) and 55 ms (10× the baseline) per photo.
+
 Targets on 2 CPU cores: embedding at 224 px ≥ 100 images/s; end to end ≥ 25 photos/s; ≥ 10× the naive baseline end to end.
 """
     print(body)
