@@ -16,6 +16,8 @@ from training.metrics import stage_metrics
 from vision.stages import OrdinalStageHead
 
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+#: How far beyond the grid the search may go when the best penalty is on its edge.
+L2_LIMITS = (1e-7, 1e3)
 
 
 @dataclass
@@ -55,34 +57,41 @@ def fit_stage_head(
     y = np.asarray(y, dtype=np.int64)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
     folds = _folds(y, groups, n_splits, seed)
-    best: tuple[float, float, np.ndarray] | None = None
-    cv_by_l2 = {}
-    for l2 in l2_grid:
-        eta = np.zeros(len(y))
-        heads = []
-        for train_idx, test_idx in folds:
-            head = OrdinalStageHead(l2=l2).fit(X[train_idx], y[train_idx])
-            eta[test_idx] = head.decision_function(X[test_idx])
-            heads.append((head, test_idx))
+    cv_by_l2: dict[float, float] = {}
+    fold_heads_by_l2: dict[float, list] = {}
+
+    def try_l2(l2: float) -> float:
+        heads = [
+            (OrdinalStageHead(l2=l2).fit(X[train_idx], y[train_idx]), test_idx)
+            for train_idx, test_idx in folds
+        ]
         # Out-of-fold probabilities with each fold's own thresholds at T = 1
         probs = np.zeros((len(y), heads[0][0].n_stages))
         for head, test_idx in heads:
             probs[test_idx] = head.predict_proba(X[test_idx])
         nll = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
         cv_by_l2[l2] = nll
+        fold_heads_by_l2[l2] = heads
         if progress:
             progress(f"l2={l2:g}: out-of-fold log-loss {nll:.3f}")
-        if best is None or nll < best[0]:
-            best = (nll, l2, np.array([0]))
-    assert best is not None
-    l2 = best[1]
-    # Out-of-fold scores of the chosen penalty, then one temperature for all of them
-    oof_eta = np.zeros(len(y))
-    fold_heads = []
-    for train_idx, test_idx in folds:
-        head = OrdinalStageHead(l2=l2).fit(X[train_idx], y[train_idx])
-        oof_eta[test_idx] = head.decision_function(X[test_idx])
-        fold_heads.append((head, test_idx))
+        return nll
+
+    for l2 in l2_grid:
+        try_l2(l2)
+    # An optimum on the grid's edge says the grid was too narrow for these data (real drawings'
+    # embeddings need other penalties than synthetic ones): go on by factors of ten while the
+    # out-of-fold log-loss improves, within L2_LIMITS.
+    for step, limit in ((10.0, L2_LIMITS[1]), (0.1, L2_LIMITS[0])):
+        edge = max(cv_by_l2) if step > 1 else min(cv_by_l2)
+        while min(cv_by_l2, key=cv_by_l2.__getitem__) == edge:
+            nxt = edge * step
+            if (step > 1 and nxt > limit) or (step < 1 and nxt < limit):
+                break
+            try_l2(nxt)
+            edge = nxt
+    l2 = min(cv_by_l2, key=cv_by_l2.__getitem__)
+    # The chosen penalty's fold heads give its out-of-fold scores; one temperature for all
+    fold_heads = fold_heads_by_l2[l2]
     probe = OrdinalStageHead(l2=l2).fit(X, y)
     oof_probs = np.zeros((len(y), probe.n_stages))
     # Temperature fitted on out-of-fold predictions (each fold's thresholds)

@@ -64,3 +64,34 @@ def test_grouped_cv_metrics_and_calibration():
     head.calibrate(X[300:], y[300:])
     assert head.temperature_ > 2
     assert nll(head) < before
+
+
+def test_penalty_search_goes_past_the_grid_when_its_edge_is_best():
+    # Few rows, many noise dimensions (as real-drawing embeddings with few labels): the best
+    # penalty lies above the grid; the search must go on until the log-loss stops improving.
+    rng = np.random.default_rng(5)
+    n = 120
+    signal = rng.normal(size=n)
+    X = np.column_stack([signal, rng.normal(size=(n, 300))])
+    y = np.digitize(signal + rng.logistic(size=n) * 0.8, [-1.5, -0.5, 0.5, 1.5])
+    groups = np.arange(n) // 2
+    fit = fit_stage_head(X, y, groups, n_splits=4, l2_grid=(1e-4, 1e-3, 1e-2, 1e-1))
+    assert max(fit.cv_by_l2) > 0.1  # went past the upper edge
+    assert fit.l2 > 0.1 and fit.l2 == min(fit.cv_by_l2, key=fit.cv_by_l2.get)
+    # it stopped where the loss turned (or at the limit), not by chance
+    beyond = [l2 for l2 in fit.cv_by_l2 if l2 > fit.l2]
+    assert beyond or fit.l2 >= 1e3
+    assert fit.metrics["n"] == n
+
+
+def test_penalty_search_stays_on_the_grid_when_its_optimum_is_inside():
+    from training.fit import L2_GRID
+
+    X, y = _ordinal_data(600, 2)
+    groups = np.arange(600) // 3
+    fit = fit_stage_head(X, y, groups, n_splits=4)
+    assert fit.l2 == 1e-3 and set(fit.cv_by_l2) == set(L2_GRID)  # interior: nothing more tried
+    # the lower edge best: one step below is tried, found worse, and the edge kept
+    low = fit_stage_head(X, y, groups, n_splits=4, l2_grid=(1e-6, 1e-2, 1e1))
+    assert low.l2 == 1e-6 and min(low.cv_by_l2) < 1e-6
+    assert low.cv_by_l2[min(low.cv_by_l2)] > low.cv_by_l2[1e-6]
