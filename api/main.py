@@ -66,8 +66,14 @@ def settle_heap(*, worker: bool) -> None:
         import openvino  # noqa: F401 - imported lazily by the worker's first batch
         import timm  # noqa: F401
         import torch  # noqa: F401
+    if _settled:  # once per process: a second app (tests) would be frozen in for good
+        return
+    _settled.append(True)
     gc.collect()
     gc.freeze()
+
+
+_settled: list[bool] = []
 
 
 def create_app(*, start_worker: bool | None = None) -> FastAPI:

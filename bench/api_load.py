@@ -123,6 +123,7 @@ async def read_load(
     ]
     results: list = []
     window: list[float] = []
+    FAILURES.clear()
     await asyncio.gather(
         *(
             _keep_alive_client("127.0.0.1", port, raws[i::concurrency], results, warmup, window)

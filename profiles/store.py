@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -421,6 +422,7 @@ class ProfileService:
         self._refreshing: set[tuple] = set()
         self._rebuilt_at = float("-inf")  # when the last background rebuild started
         self._refreshing_lock = threading.Lock()
+        self._refresh_pool: ThreadPoolExecutor | None = None
         self._bind: Engine | Connection | None = None  # of the last build: background checks
 
     @staticmethod
@@ -498,7 +500,10 @@ class ProfileService:
             finally:
                 self._checking.release()
 
-        threading.Thread(target=run, name="spira-profile-check", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="spira-profile-check", daemon=True).start()
+        except RuntimeError:  # no thread to be had: the next read tries again
+            self._checking.release()
 
     def _current_fingerprint(self, session: Session) -> tuple:
         """The fingerprint, queried at most every ``profile_check_seconds`` (it counts whole
@@ -567,14 +572,36 @@ class ProfileService:
         def run() -> None:
             try:
                 refresh()
-            except Exception:  # noqa: BLE001 - e.g. the unit was deleted
+            except Exception as err:  # noqa: BLE001 - e.g. the unit was deleted meanwhile
                 previous.pop(name, None)
+                log.info("refreshing %s failed (%s); the next read computes it", name, err)
             finally:
                 with self._refreshing_lock:
                     self._refreshing.discard(name)
 
-        threading.Thread(target=run, name="spira-profile-refresh", daemon=True).start()
+        try:
+            self._refresher().submit(run)
+        except RuntimeError:  # the pool is shutting down with the interpreter
+            with self._refreshing_lock:
+                self._refreshing.discard(name)
         return value
+
+    def _refresher(self):
+        """Two threads for refreshes: after a rebuild each unit read starts one, and they
+        queue here rather than each taking a thread and a database connection."""
+        with self._refreshing_lock:
+            if self._refresh_pool is None:
+                self._refresh_pool = ThreadPoolExecutor(2, thread_name_prefix="spira-refresh")
+            return self._refresh_pool
+
+    def forget(self) -> None:
+        """Drop the build and everything memoised with it (tests; a restored database)."""
+        with self._lock:
+            self._result = None
+            self._key = None
+            self._bind = None
+            self._checked_at = float("-inf")
+            self._rebuilt_at = float("-inf")
 
     def _rebuild_in_background(self, bind) -> None:
         """Start one rebuild in a thread of its own, with its own session; a no-op while one
@@ -604,7 +631,10 @@ class ProfileService:
             finally:
                 self._lock.release()
 
-        threading.Thread(target=run, name="spira-profiles", daemon=True).start()
+        try:
+            threading.Thread(target=run, name="spira-profiles", daemon=True).start()
+        except RuntimeError:  # no thread to be had: a later check starts the rebuild
+            self._lock.release()
 
     def _compute(self, session: Session) -> dict:
         """Build every profile from the database (the expensive part of :meth:`build`)."""

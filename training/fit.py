@@ -84,7 +84,7 @@ def fit_stage_head(
     for step, limit in ((10.0, L2_LIMITS[1]), (0.1, L2_LIMITS[0])):
         edge = max(cv_by_l2) if step > 1 else min(cv_by_l2)
         while min(cv_by_l2, key=cv_by_l2.__getitem__) == edge:
-            nxt = edge * step
+            nxt = float(f"{edge * step:.3g}")  # 1e-05, not 1.0000000000000001e-05
             if (step > 1 and nxt > limit) or (step < 1 and nxt < limit):
                 break
             try_l2(nxt)

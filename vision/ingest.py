@@ -245,8 +245,15 @@ def _decode(data: bytes, fmt: str, limits: IngestLimits) -> tuple[np.ndarray, tu
             width, height = image.size
             _check_dimensions(width, height, limits, label)
             orientation = image.getexif().get(0x0112, 1)
-            if fmt == "jpeg" and image.mode in ("RGB", "L"):
-                rgb = _decode_jpeg(data, width, height, limits.working_long_side)
+            if fmt == "jpeg":
+                reduced = reduced_size(width, height, limits.working_long_side)
+                if image.mode in ("RGB", "L"):
+                    rgb = _decode_clean_jpeg(data, reduced)
+                if rgb is None:
+                    # CMYK, or a file libjpeg warns about: Pillow decides, as it always has
+                    # (recoverable warnings pass, damage is refused), reduced the same way.
+                    image.draft("RGB", reduced)
+                    image.load()
             else:
                 image.load()
     except IngestError:
@@ -272,15 +279,17 @@ def _decode(data: bytes, fmt: str, limits: IngestLimits) -> tuple[np.ndarray, tu
     return np.ascontiguousarray(rgb), original_size
 
 
-def _decode_jpeg(data: bytes, width: int, height: int, long_side: int) -> np.ndarray:
-    """RGB pixels of a JPEG (colour or grey), reduced while decoding (:func:`reduced_size`:
-    a 12-MP photo is decoded at 2000×1500, not 4000×3000), straight into a numpy array. As
-    lenient as Pillow with libjpeg's recoverable warnings (real tablet files carry some);
-    fatal errors raise ValueError."""
-    min_width, min_height = reduced_size(width, height, long_side)
-    return simplejpeg.decode_jpeg(
-        data, "RGB", min_width=min_width, min_height=min_height, strict=False
-    )
+def _decode_clean_jpeg(data: bytes, size: tuple[int, int]) -> np.ndarray | None:
+    """RGB pixels of a colour or grey JPEG decoded by libjpeg-turbo at ``size`` (see
+    :func:`reduced_size`: a 12-MP photo at 2000×1500) straight into a numpy array; None when
+    libjpeg reports anything, even a recoverable warning, so that Pillow's path judges the file
+    (simplejpeg's lenient mode would accept damaged data that Pillow refuses)."""
+    try:
+        return simplejpeg.decode_jpeg(
+            data, "RGB", min_width=size[0], min_height=size[1], strict=True
+        )
+    except ValueError:
+        return None
 
 
 def reduced_size(width: int, height: int, long_side: int) -> tuple[int, int]:

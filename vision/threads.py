@@ -17,6 +17,8 @@ _limits: list = []  # keeps the BLAS limit object alive for the life of the proc
 
 
 def one_thread_per_operation() -> None:
-    """Run OpenCV and BLAS (numpy's, scipy's) operations on the calling thread only."""
+    """Run OpenCV and BLAS (numpy's, scipy's) operations on the calling thread only, for the
+    rest of the process (a second call changes nothing)."""
     cv2.setNumThreads(1)
-    _limits.append(threadpool_limits(limits=1, user_api="blas"))
+    if not _limits:
+        _limits.append(threadpool_limits(limits=1, user_api="blas"))

@@ -23,6 +23,7 @@ from core.audit import record
 from core.config import get_settings
 from core.models import User
 from core.security import create_token, read_token
+from core.users import principal_cache
 
 router = APIRouter(prefix="/session", tags=["session"])
 
@@ -120,6 +121,8 @@ def logout(request: Request, response: Response, session: SessionDep) -> SignedO
             user.session_epoch += 1
             record(session, user.username, "sign_out", "session", user.id)
             session.commit()
+            # before the answer: a copied cookie's next profile read is refused at once
+            principal_cache.invalidate()
     response.delete_cookie(
         COOKIE, path="/", httponly=True, samesite="strict", secure=_secure_cookie(request)
     )

@@ -219,9 +219,10 @@ def api_checked_every_minute(api, monkeypatch):
     monkeypatch.setenv("SPIRA_PROFILE_CHECK_SECONDS", "60")
     get_settings.cache_clear()
     principal_cache.invalidate()
-    profile_service.invalidate()
+    profile_service.forget()  # no build (and memo) left from another test's database
     yield api
     principal_cache.invalidate()
+    profile_service.forget()
 
 
 def _profile_reads(api, username: str) -> int:
@@ -469,3 +470,36 @@ def test_background_rebuilds_start_at_most_once_per_rebuild_window(
         service._rebuilt_at -= 61  # the window has passed
         change_and_check(s, 32)
     assert len(computed) == 3 and service._result is not second
+
+
+def test_a_chosen_term_and_an_unknown_term_on_the_in_memory_path(api_checked_every_minute):
+    api = api_checked_every_minute
+    headers = _token(api, "res")
+    url = f"/api/units/{_olympia(api)}/profile"
+    latest = api.get(url, headers=headers)
+    assert latest.status_code == 200
+    terms = [t["term"] for t in latest.json()["terms"]]
+    for _ in range(2):  # computed, then memoised: the same answers
+        for term in terms:
+            chosen = api.get(url, params={"term": term}, headers=headers)
+            assert chosen.status_code == 200 and chosen.json()["term"] == term
+        unknown = api.get(url, params={"term": "1999-HT"}, headers=headers)
+        assert unknown.status_code == 404 and "1999-HT" in unknown.json()["detail"]
+    assert api.get(url, headers=headers).json()["term"] == latest.json()["term"]
+
+
+def test_a_signed_out_cookie_cannot_read_profiles_even_from_a_kept_snapshot(
+    api_checked_every_minute,
+):
+    # The account's snapshot was fresh when it signed out; the replayed cookie is refused all the
+    # same (the sign-out drops this process's snapshots before it answers).
+    api = api_checked_every_minute
+    url = f"/api/units/{_olympia(api)}/profile"
+    login = api.post("/session/login", data={"username": "boss", "password": PASSWORD})
+    assert login.status_code == 200
+    cookie = api.cookies.get("spira_session")
+    assert api.get(url).status_code == 200  # the account's snapshot is now kept
+    assert api.post("/session/logout").status_code == 200
+    api.cookies.set("spira_session", cookie)
+    replayed = api.get(url)
+    assert replayed.status_code == 401 and "signed out" in replayed.json()["detail"]

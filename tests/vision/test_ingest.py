@@ -352,3 +352,39 @@ def test_a_photographed_sheet_is_rectified_from_the_reduced_decode_at_working_sc
     assert abs(big_w - small_w) <= 0.02 * small_w and abs(big_h - small_h) <= 0.02 * small_h
     same = cv2.resize(big_result.image, (small_w, small_h), interpolation=cv2.INTER_AREA)
     assert np.abs(same.astype(int) - small_result.image.astype(int)).mean() < 12
+
+
+def _damaged_scan(seed: int) -> bytes:
+    """A JPEG with 40 bytes of its compressed data overwritten (what a flaky upload does)."""
+    data = bytearray(encode(sample_rgb(1600, 1200), "JPEG", quality=90))
+    scan = data.index(b"\xff\xda")
+    rng = np.random.default_rng(seed)
+    for pos in rng.integers(scan + 200, len(data) - 200, 40):
+        data[pos] = rng.integers(0, 256)
+    return bytes(data)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 4])
+def test_damaged_compressed_data_is_refused_as_pillow_refuses_it(seed):
+    from vision.ingest import _decode_clean_jpeg
+
+    data = _damaged_scan(seed)
+    with pytest.raises(OSError):  # the precondition: Pillow's decoder refuses this file
+        Image.open(io.BytesIO(data)).load()
+    # libjpeg-turbo in lenient mode would return a half-grey picture; the fast path declines
+    assert _decode_clean_jpeg(data, (1600, 1200)) is None
+    with pytest.raises(IngestError) as refused:
+        ingest(data)
+    # as before: 422, "corrupt" or (where libjpeg runs out of data) "truncated"
+    assert refused.value.status == 422 and refused.value.code in ("corrupt", "truncated")
+
+
+def test_clean_jpegs_take_the_fast_decoder_with_pillows_pixels():
+    from vision.ingest import _decode_clean_jpeg
+
+    data = encode(sample_rgb(4000, 3000), "JPEG", quality=90)
+    fast = _decode_clean_jpeg(data, (2000, 1500))
+    assert fast is not None and fast.shape == (1500, 2000, 3)
+    with Image.open(io.BytesIO(data)) as image:
+        image.draft("RGB", (2000, 1500))
+        assert np.array_equal(fast, np.asarray(image.convert("RGB")))
