@@ -403,6 +403,24 @@ def ability_frame(session: Session, *, min_n: int) -> tuple[pd.DataFrame, object
     return table[cols], model
 
 
+def _in_background(held: threading.Lock, work: Callable[[], None], what: str) -> None:
+    """Run ``work`` in a daemon thread that releases ``held`` (acquired by the caller) when done;
+    a failure is logged with ``what``, and ``held`` is released as well when no thread starts."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - logged; the service keeps serving what it has
+            log.exception("%s failed", what)
+        finally:
+            held.release()
+
+    try:
+        threading.Thread(target=run, name="spira-profiles", daemon=True).start()
+    except RuntimeError:
+        held.release()
+
+
 class ProfileService:
     """Builds every unit's profile from the database and caches them until the data change.
 
@@ -491,19 +509,12 @@ class ProfileService:
         if bind is None or not self._checking.acquire(blocking=False):
             return
 
-        def run() -> None:
-            try:
-                with Session(bind) as session:
-                    self.build(session)
-            except Exception:  # noqa: BLE001 - the next read tries again
-                log.exception("checking whether the unit profiles are current failed")
-            finally:
-                self._checking.release()
+        def check() -> None:
+            with Session(bind) as session:
+                self.build(session)
 
-        try:
-            threading.Thread(target=run, name="spira-profile-check", daemon=True).start()
-        except RuntimeError:  # no thread to be had: the next read tries again
-            self._checking.release()
+        # on failure the next read tries again
+        _in_background(self._checking, check, "checking whether the unit profiles are current")
 
     def _current_fingerprint(self, session: Session) -> tuple:
         """The fingerprint, queried at most every ``profile_check_seconds`` (it counts whole
@@ -619,22 +630,15 @@ class ProfileService:
             return
         self._rebuilt_at = now
 
-        def run() -> None:
-            try:
-                with Session(bind) as session:
-                    key = self.fingerprint(session)
-                    if key != self._key:
-                        self._result = self._succeed(self._compute(session))
-                        self._key = key
-            except Exception:  # noqa: BLE001 - keep serving the last build
-                log.exception("rebuilding the unit profiles failed; the last build is served")
-            finally:
-                self._lock.release()
+        def rebuild() -> None:
+            with Session(bind) as session:
+                key = self.fingerprint(session)
+                if key != self._key:
+                    self._result = self._succeed(self._compute(session))
+                    self._key = key
 
-        try:
-            threading.Thread(target=run, name="spira-profiles", daemon=True).start()
-        except RuntimeError:  # no thread to be had: a later check starts the rebuild
-            self._lock.release()
+        # on failure the last build is served and a later check starts the rebuild
+        _in_background(self._lock, rebuild, "rebuilding the unit profiles")
 
     def _compute(self, session: Session) -> dict:
         """Build every profile from the database (the expensive part of :meth:`build`)."""
