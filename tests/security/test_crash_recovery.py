@@ -31,6 +31,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def olympia_upload_form(url: str, headers: dict[str, str]) -> dict:
+    """The upload form fields for Olympia's first group, as the server lists them."""
+    unit = next(
+        u for u in httpx.get(url + "/api/units", headers=headers).json() if u["name"] == "Olympia"
+    )
+    group = unit["groups"][0]
+    return {
+        "unit_id": unit["id"],
+        "group_id": group["id"],
+        "activity": "teckning",
+        "age_band": group["age_band"],
+    }
+
+
 def _spira() -> list[str]:
     script = Path(sys.executable).with_name("spira")
     return (
@@ -131,15 +145,7 @@ def test_sigkill_mid_burst_loses_no_accepted_upload(prepared_env, tmp_path):
     try:
         r = httpx.post(server.url + "/api/token", data={"username": "edu", "password": PASSWORD})
         headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        units = httpx.get(server.url + "/api/units", headers=headers).json()
-        unit = next(u for u in units if u["name"] == "Olympia")
-        group = unit["groups"][0]
-        form = {
-            "unit_id": unit["id"],
-            "group_id": group["id"],
-            "activity": "teckning",
-            "age_band": group["age_band"],
-        }
+        form = olympia_upload_form(server.url, headers)
 
         accepted: dict[str, str] = {}  # idempotency key -> photo id
         failed: list[str] = []

@@ -16,7 +16,12 @@ import numpy as np
 import pytest
 
 from tests.security.conftest import PASSWORD, distinct_jpeg
-from tests.security.test_crash_recovery import Server, _free_port, prepared_env  # noqa: F401
+from tests.security.test_crash_recovery import (  # noqa: F401 - prepared_env is a fixture
+    Server,
+    _free_port,
+    olympia_upload_form,
+    prepared_env,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,18 +50,7 @@ def test_concurrent_uploads_and_profile_reads_lose_nothing(prepared_env, spira_e
     server.start()
     try:
         edu, boss = _token(server.url, "edu"), _token(server.url, "boss")
-        unit = next(
-            u
-            for u in httpx.get(server.url + "/api/units", headers=edu).json()
-            if u["name"] == "Olympia"
-        )
-        group = unit["groups"][0]
-        form = {
-            "unit_id": unit["id"],
-            "group_id": group["id"],
-            "activity": "teckning",
-            "age_band": group["age_band"],
-        }
+        form = olympia_upload_form(server.url, edu)
         lock = threading.Lock()
         uploads: list[tuple[float, int, str | None]] = []
         reads: list[tuple[float, int]] = []
@@ -78,7 +72,7 @@ def test_concurrent_uploads_and_profile_reads_lose_nothing(prepared_env, spira_e
             with httpx.Client(base_url=server.url, timeout=60) as client:
                 for _ in range(READS // READERS):
                     t = time.perf_counter()
-                    r = client.get(f"/api/units/{unit['id']}/profile", headers=boss)
+                    r = client.get(f"/api/units/{form['unit_id']}/profile", headers=boss)
                     with lock:
                         reads.append((time.perf_counter() - t, r.status_code))
 

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.cli import app
+from tests.photos import queue_photos
 from training.finetune import augment, holdout_split
 
 
@@ -133,35 +134,17 @@ def test_promoting_a_fine_tuned_model_embeds_stored_photos_once(
 ):
     from sqlalchemy import func, select
 
-    from core.db import migrate, session_factory
-    from core.demo import seed_structure
-    from core.models import Embedding, Group, StageEstimate, Unit
+    from core.models import Embedding, StageEstimate
     from core.storage import get_store
     from training.registry import load_model, promote
-    from vision.photos import accept_photo
-    from vision.synthetic import make_photo
     from vision.worker import drain
 
     models, version, _ = fine_tuned
     # the fine-tuned model joins this test's registry (a copy: the module's stays untouched)
     shutil.copytree(models / version, shared_models / version, dirs_exist_ok=True)
-    migrate()
-    factory = session_factory()
-    with factory() as s:
-        seed_structure(s)
-        s.commit()
-        unit = s.scalar(select(Unit).where(Unit.name == "Öknen"))
-        group = s.scalar(select(Group).where(Group.unit_id == unit.id))
-        for k in range(3):
-            accept_photo(
-                session=s,
-                store=get_store(),
-                data=make_photo(k + 1, 90 + k, megapixels=0.3),
-                unit=unit,
-                group=group,
-                activity="teckning",
-                age_band="4-5",
-            )
+    factory = queue_photos(
+        "Öknen", [(k + 1, 90 + k) for k in range(3)], megapixels=0.3, age_band="4-5"
+    )
     drain(factory, get_store(), load_model(trained_model))
     tuned = load_model(version)
     try:

@@ -9,6 +9,7 @@ from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
 from core.cli import app
+from tests.photos import queue_photos
 
 
 def test_synthetic_model_generalises_to_held_out_drawings(spira_env, trained_model):
@@ -41,32 +42,12 @@ def test_train_cli_prints_version_last_and_promotion_rescores_stored_photos(
 ):
     from sqlalchemy import select
 
-    from core.db import migrate, session_factory
-    from core.demo import seed_structure
-    from core.models import Group, Photo, StageEstimate, Unit
+    from core.models import Photo, StageEstimate
     from core.storage import get_store
     from training.registry import load_model
-    from vision.photos import accept_photo
-    from vision.synthetic import make_photo
     from vision.worker import drain
 
-    migrate()
-    factory = session_factory()
-    with factory() as s:
-        seed_structure(s)
-        s.commit()
-        unit = s.scalar(select(Unit).where(Unit.name == "Laröd"))
-        group = s.scalar(select(Group).where(Group.unit_id == unit.id))
-        for k in range(4):
-            accept_photo(
-                session=s,
-                store=get_store(),
-                data=make_photo(k, 70 + k, megapixels=0.4),
-                unit=unit,
-                group=group,
-                activity="teckning",
-                age_band="3-4",
-            )
+    factory = queue_photos("Laröd", [(k, 70 + k) for k in range(4)], megapixels=0.4, age_band="3-4")
     drain(factory, get_store(), load_model(trained_model))
 
     result = CliRunner().invoke(app, ["train", "--synthetic", "--n", "40", "--seed", "5"])

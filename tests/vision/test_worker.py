@@ -6,35 +6,15 @@ import pytest
 from sqlalchemy import func, select
 
 from core.models import Embedding, Photo, StageEstimate
+from tests.photos import queue_photos
 
 
 @pytest.fixture
 def queued(spira_env, trained_model):
-    from core.db import migrate, session_factory
-    from core.demo import seed_structure
-    from core.models import Group, Unit
-    from core.storage import get_store
-    from vision.photos import accept_photo
-    from vision.synthetic import make_photo
 
-    migrate()
-    factory = session_factory()
-    with factory() as s:
-        seed_structure(s)
-        s.commit()
-        unit = s.scalar(select(Unit).where(Unit.name == "Öknen"))
-        group = s.scalar(select(Group).where(Group.unit_id == unit.id))
-        for k in range(6):
-            accept_photo(
-                session=s,
-                store=get_store(),
-                data=make_photo(k % 5, 300 + k, megapixels=0.3),
-                unit=unit,
-                group=group,
-                activity="teckning",
-                age_band="2-3",
-            )
-    return factory
+    return queue_photos(
+        "Öknen", [(k % 5, 300 + k) for k in range(6)], megapixels=0.3, age_band="2-3"
+    )
 
 
 def _counts(factory):
