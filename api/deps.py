@@ -138,7 +138,7 @@ def can_read_unit(user: User | Principal, unit_id: int) -> bool:
 def can_upload_to_unit(user: User, unit_id: int) -> bool:
     if user.role == "admin":
         return True
-    return user.role == "educator" and any(u.id == unit_id for u in user.units)
+    return user.role == "educator" and unit_id in user.unit_ids
 
 
 def readable_unit(session: Session, user: User | Principal, unit_id: int) -> Unit:
