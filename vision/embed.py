@@ -29,6 +29,8 @@ import numpy as np
 
 Runtime = Literal["auto", "torch", "onnx", "openvino"]
 Device = Literal["auto", "cpu", "cuda"]
+#: Images per OpenVINO inference: the CPU runtime is cheapest per image in small batches.
+OPENVINO_CHUNK = 8
 
 
 def _efficientnet_lite0_file() -> Path:
@@ -297,7 +299,15 @@ class Embedder:
         """Preprocessed NCHW float32 batch -> (n, dim) float32 embeddings."""
         if self._ov is not None:
             with self._lock:
-                return np.asarray(self._ov(pixels)[0], dtype=np.float32).copy()
+                # Small inferences stay in the core's caches: 8.2 ms of CPU per image in eights,
+                # 9.6 in batches of 32 (bench/vision.py's machine, one thread).
+                return np.concatenate(
+                    [
+                        np.asarray(self._ov(pixels[start : start + OPENVINO_CHUNK])[0], np.float32)
+                        for start in range(0, len(pixels), OPENVINO_CHUNK)
+                    ]
+                    or [np.zeros((0, self.dim), np.float32)]
+                )
         if self._ort is not None:
             with self._lock:
                 return np.asarray(self._ort.run(None, {"pixels": pixels})[0], dtype=np.float32)

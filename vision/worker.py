@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import cv2
 import numpy as np
 import simplejpeg
 from sqlalchemy import select
@@ -21,20 +22,36 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.models import Embedding, Photo
 from core.storage import WORKER_LOCK, BlobStore, file_lock
 from training.registry import estimate_row
+from vision.features import WORK_SIDE
 from vision.ingest import reduced_size
 from vision.model import StageModel, drawing_features_batch
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
-#: Stored images are decoded reduced to at least this long side (features work at 512 px).
-DECODE_LONG_SIDE = 640
+#: Long side, in pixels, at which stored images are analysed: the drawing features' working size
+#: (``vision.features.WORK_SIDE``), from which the backbone's 224-px input is also taken.
+ANALYSIS_LONG_SIDE = WORK_SIDE
 
 
-def decode_stored(data: bytes, long_side: int = DECODE_LONG_SIDE) -> np.ndarray:
-    """Decode a stored processed JPEG to RGB, reduced in the DCT domain to >= ``long_side``."""
+def decode_stored(data: bytes, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarray:
+    """Decode a stored processed JPEG to RGB with its long side at ``long_side`` (never enlarged).
+
+    libjpeg halves in the DCT domain while the result stays at or above ``long_side`` (a 1600-px
+    image is decoded at 800 px; its SIMD code covers steps of two, not the other n/8 scales), and
+    area averaging takes it the rest of the way. The features and the embedding then work on this
+    one copy, and training (``training.registry``) decodes through here too, so a model sees the
+    inputs it was fitted on.
+    """
     height, width = simplejpeg.decode_jpeg_header(data)[:2]
     min_width, min_height = reduced_size(width, height, long_side)
-    return simplejpeg.decode_jpeg(data, "RGB", min_width=min_width, min_height=min_height)
+    rgb = simplejpeg.decode_jpeg(data, "RGB", min_width=min_width, min_height=min_height)
+    height, width = rgb.shape[:2]
+    if max(height, width) <= long_side:
+        return rgb
+    scale = long_side / max(height, width)
+    short = max(1, round(min(height, width) * scale))
+    size = (long_side, short) if width >= height else (short, long_side)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def claim_pending(session: Session, batch: int) -> list[Photo]:

@@ -8,7 +8,13 @@ import pytest
 
 from tests.vision.hostile import encode
 from vision.ingest import ingest
-from vision.sheet import find_sheet, flatten_light, rectify_sheet, sheet_aspect
+from vision.sheet import (
+    _histogram_median,
+    find_sheet,
+    flatten_light,
+    rectify_sheet,
+    sheet_aspect,
+)
 
 A4_ASPECT = 210 / 297  # width / height of a portrait A4 sheet
 RED_DOT = (0.10, 0.10)  # (x, y) as shares of the sheet's width and height
@@ -147,3 +153,12 @@ def test_ingest_straightens_a_photographed_sheet():
     assert width / height == pytest.approx(A4_ASPECT, rel=0.05)
     _assert_dots_in_place(result.image)
     assert result.original_size == (1600, 1200)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 1000, 1001])
+def test_histogram_median_is_numpys_median(n):
+    rng = np.random.default_rng(n)
+    for _ in range(20):
+        levels = rng.integers(0, 256, n).astype(np.uint8)
+        counts = cv2.calcHist([levels.reshape(1, -1)], [0], None, [256], [0, 256])[:, 0]
+        assert _histogram_median(counts) == float(np.median(levels))
