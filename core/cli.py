@@ -165,6 +165,7 @@ def stages(
     """
     from training.registry import load_model
     from vision.ingest import IngestError, ingest
+    from vision.worker import decode_stored
 
     try:
         stage_model = load_model(model)
@@ -202,7 +203,8 @@ def stages(
 
     for path in files:
         try:
-            batch.append((path, ingest(path.read_bytes()).image))
+            # Scored as the queue worker scores an upload: from the stored JPEG's analysis copy.
+            batch.append((path, decode_stored(ingest(path.read_bytes()).jpeg)))
         except (IngestError, OSError) as err:
             failed += 1
             message = err.message if isinstance(err, IngestError) else str(err)

@@ -61,17 +61,20 @@ def synthetic_images(
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     """``n`` photographed synthetic drawings (balanced stages) processed like uploads.
 
-    Returns processed images, stages and groups (one group per drawing seed block of 5, so the
+    Returns the processed images as the queue worker analyses them (``decode_stored`` of the
+    stored JPEG), stages and groups (one group per drawing seed block of 5, so the
     cross-validation never sees near-duplicates on both sides).
     """
     from vision.ingest import ingest
     from vision.synthetic import make_photo
+    from vision.worker import decode_stored
 
     images, stages, groups = [], [], []
     for i in range(n):
         stage = i % 5
         data = make_photo(stage, seed * 1_000_003 + i, megapixels=megapixels)
-        images.append(ingest(data).image)
+        # What the queue worker analyses: the stored JPEG's analysis copy (the same inputs).
+        images.append(decode_stored(ingest(data).jpeg))
         stages.append(stage)
         groups.append(i // 5)
         if progress:
@@ -87,6 +90,7 @@ def images_from_csv(path: Path, *, progress: Progress | None = None):
     import pandas as pd
 
     from vision.ingest import IngestError, ingest
+    from vision.worker import decode_stored
 
     table = pd.read_csv(path, dtype=str)
     missing = {"path", "stage"} - set(table.columns)
@@ -106,7 +110,7 @@ def images_from_csv(path: Path, *, progress: Progress | None = None):
             problems.append(f"line {line}, column stage: {row['stage']!r} is not a stage 0–4")
             continue
         try:
-            images.append(ingest(file.read_bytes()).image)
+            images.append(decode_stored(ingest(file.read_bytes()).jpeg))
         except FileNotFoundError:
             problems.append(f"line {line}, column path: {file} does not exist")
             continue

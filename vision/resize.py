@@ -9,43 +9,41 @@ import numpy as np
 def shrink(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``image`` (H×W or H×W×C uint8) resized down to ``size`` (width, height).
 
-    By less than half: bilinear (exact enough, and several times faster than area averaging).
-    By more: area averaging over whole k×k blocks first (OpenCV's fast integer path; the last
-    k−1 rows and columns at most are left out), then bilinear for the rest of the way. Area
-    averaging at a fractional ratio, which this replaces, costs about 2.5× as much (3.7 vs
-    1.4 ms for 1333×1000 → 320×240 on one core) for no visible difference.
+    Halved by area averaging while it stays at least twice the size (:func:`halve_to`), then
+    bilinear for the remaining step of less than two. Within about a grey level of area averaging
+    at the exact ratio, and 3–7× faster (2000×1500 → 512×384 grey on one core: 0.3 vs 3.4 ms;
+    whole k×k blocks for k ≥ 3, which this replaces, took 1.3 ms).
     """
-    height, width = image.shape[:2]
-    k = min(width // size[0], height // size[1])
-    if k >= 2:
-        cut_h, cut_w = height - height % k, width - width % k
-        image = cv2.resize(
-            image[:cut_h, :cut_w], (cut_w // k, cut_h // k), interpolation=cv2.INTER_AREA
-        )
+    image = halve_to(image, size)
     if (image.shape[1], image.shape[0]) == size:
         return image
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
 def area(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` area-averaged down to ``size`` (width, height), at about half the cost of
-    OpenCV's area averaging at a fractional ratio (1003×703 → 320×224: 0.9 vs 2.2 ms on one core).
-
-    Whole k×k blocks are averaged first (the fast integer path; the last k−1 rows and columns at
-    most are left out), then area averaging covers the remaining step of less than two. Unlike
-    :func:`shrink`, no step is bilinear, so every source pixel counts: the face scan needs this
-    (a bilinear last step raised false alarms on drawn faces).
+    """``image`` area-averaged down to ``size`` (width, height): halved while it stays at least
+    twice the size (:func:`halve_to`), then area averaging for the remaining step of less than
+    two. Half the cost of area averaging at the exact ratio (1003×703 → 320×224 on one core: 1.1
+    vs 2.3 ms). Unlike :func:`shrink`, no step is bilinear, so every source pixel counts: the face
+    scan needs this (a bilinear last step raised false alarms on drawn faces).
     """
-    height, width = image.shape[:2]
-    k = min(width // size[0], height // size[1])
-    if k >= 2:
-        cut_h, cut_w = height - height % k, width - width % k
-        image = cv2.resize(
-            image[:cut_h, :cut_w], (cut_w // k, cut_h // k), interpolation=cv2.INTER_AREA
-        )
+    image = halve_to(image, size)
     if (image.shape[1], image.shape[0]) == size:
         return image
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def halve_to(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` halved by 2×2 area averaging (OpenCV's vectorised path; an odd last row or
+    column is left out) as long as the result stays at least ``size`` (width, height)."""
+    while image.shape[1] >= 2 * size[0] and image.shape[0] >= 2 * size[1]:
+        height, width = image.shape[:2]
+        image = cv2.resize(
+            image[: height - height % 2, : width - width % 2],
+            (width // 2, height // 2),
+            interpolation=cv2.INTER_AREA,
+        )
+    return image
 
 
 def fit_long_side(image: np.ndarray, long_side: int) -> np.ndarray:

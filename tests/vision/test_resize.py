@@ -50,10 +50,11 @@ def test_area_is_area_averaging_in_two_steps(source, size):
     exact = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     assert fast.shape == exact.shape and fast.dtype == np.uint8
     diff = np.abs(fast.astype(int) - exact.astype(int))
-    # Closer to exact area averaging than shrink's bilinear last step, on average and at worst.
-    two_step_bilinear = np.abs(shrink(rgb, size).astype(int) - exact.astype(int))
-    assert diff.mean() < 2 and diff.mean() <= two_step_bilinear.mean()
-    assert np.percentile(diff, 99.9) <= np.percentile(two_step_bilinear, 99.9)
+    # Within a grey level of exact area averaging on average, and on the strokes (the largest
+    # differences) far closer than a bilinear shrink, which misses parts of thin lines.
+    bilinear = np.abs(cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR) - exact.astype(int))
+    assert diff.mean() < 1
+    assert np.percentile(diff, 99.9) < np.percentile(bilinear, 99.9) / 2
     # A one-pixel stroke is never lost, however it falls on the grid.
     line = np.full((source[1], source[0]), 255, np.uint8)
     line[:, source[0] // 2 + 1] = 0
