@@ -193,7 +193,7 @@ def main() -> None:
     def worker(stop_at: int) -> None:
         # The queue worker, as in the API process: drains while uploads arrive.
         while True:
-            drain(factory, store, model, batch=32)
+            drain(factory, store, model)  # the API worker's batch size
             with factory() as session:
                 done = session.scalar(select(func.count()).select_from(StageEstimate)) or 0
                 if done >= stop_at:

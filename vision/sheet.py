@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from vision.resize import area, shrink
+from vision.resize import area, halve_to, shrink
 
 #: Long side, in pixels, of the grey copy searched for the sheet.
 FIND_LONG_SIDE = 512
@@ -34,9 +34,11 @@ def find_sheet(rgb: np.ndarray, *, min_area: float = MIN_SHEET_AREA) -> np.ndarr
     """
     height, width = rgb.shape[:2]
     scale = min(1.0, FIND_LONG_SIDE / max(height, width))
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    # Halved in colour first: grey is a weighted sum of the channels, so averaging before or after
+    # gives the same, and converting a quarter of the pixels saves time at 2000×1500.
+    grey = cv2.cvtColor(halve_to(rgb, small_size), cv2.COLOR_RGB2GRAY)
     if scale < 1.0:
-        small_size = (max(1, round(width * scale)), max(1, round(height * scale)))
         grey = shrink(grey, small_size)
     grey = cv2.GaussianBlur(grey, (5, 5), 0)
     frame_area = float(grey.shape[0] * grey.shape[1])

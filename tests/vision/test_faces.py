@@ -248,9 +248,9 @@ def test_drawn_faces_under_warm_light_are_not_blurred():
 @pytest.mark.slow
 def test_crayon_drawings_rarely_fire():
     # Photographed crayon tadpoles and figures at working size. Measured on seeds 0-59 of stages
-    # 3-4 (120 photos): 9 fire with the default scan (432 px, tiles) and 4 with ingest's 320-px
-    # scan, whether the scan copy is area-averaged in one step or in two (vision.resize.area:
-    # 10 and the same 4). On the 60 below, 5 and 1.
+    # 3-4 (120 photos): 9 fire with the default scan (432 px, tiles), 4 with a 320-px scan and 3
+    # with ingest's 256-px scan; making the scan copy in one area step or by halvings
+    # (vision.resize.area) changes these by at most one. On the 60 below: 5 and 1.
     photos = [photographed_drawing(stage, seed) for stage in (3, 4) for seed in range(30)]
     assert sum(bool(detect_faces(photo)) for photo in photos) <= 6
     ingest_scan = IngestLimits().face_scan_long_side

@@ -12,6 +12,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import vision.features as features
 from vision.features import FEATURE_NAMES, drawing_features, drawing_features_dict
 from vision.synthetic import photograph, render_drawing
 
@@ -182,3 +183,34 @@ def test_what_is_not_an_image_is_refused():
         drawing_features(np.zeros((64, 64, 3), np.float32))
     grey = cv2.cvtColor(render_drawing(2, np.random.default_rng(1), 256), cv2.COLOR_RGB2GRAY)
     assert drawing_features(grey).shape == (len(FEATURE_NAMES),)  # grey scans are fine
+
+
+def _plain_skeleton(ink: np.ndarray) -> np.ndarray:
+    """Lantuéjoul's morphological skeleton over the whole image, round by round (at most 64)."""
+    cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+    skel, current = np.zeros_like(ink), ink.copy()
+    for _ in range(64):
+        if not cv2.countNonZero(current):
+            break
+        eroded = cv2.erode(current, cross)
+        skel |= current - cv2.dilate(eroded, cross)
+        current = eroded
+    return skel
+
+
+def test_the_skeleton_worked_on_the_inks_bounding_box_is_the_plain_skeleton():
+    rng = np.random.default_rng(7)
+    for k in range(30):
+        ink = np.zeros((359, 512), np.uint8)
+        for _ in range(int(rng.integers(1, 12))):
+            centre = (int(rng.integers(0, 512)), int(rng.integers(0, 359)))
+            if rng.random() < 0.5:
+                cv2.circle(ink, centre, int(rng.integers(2, 80)), 1, int(rng.integers(-1, 8)))
+            else:
+                end = (int(rng.integers(-20, 530)), int(rng.integers(-20, 380)))
+                cv2.line(ink, centre, end, 1, int(rng.integers(1, 12)))
+        if k == 0:
+            ink[:] = 1  # ink up to every edge of the image
+        if k == 1:
+            ink[:] = 0
+        assert np.array_equal(features._skeleton(ink), _plain_skeleton(ink))
