@@ -24,10 +24,11 @@ BACKBONE_FILE = "backbone.safetensors"
 def drawing_features_batch(images: list[np.ndarray]) -> np.ndarray:
     """Drawing features (``vision.features``) for a batch, shape (n, len(FEATURE_NAMES))."""
     from vision.features import FEATURE_NAMES, drawing_features
+    from vision.threads import map_per_core
 
     if not images:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
-    return np.stack([drawing_features(img) for img in images]).astype(np.float32)
+    return np.stack(map_per_core(drawing_features, images)).astype(np.float32)
 
 
 def stage_inputs(embeddings: np.ndarray, features: np.ndarray) -> np.ndarray:

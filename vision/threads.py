@@ -10,8 +10,17 @@ estimate; with one thread each, about 117 ms; the drawing features alone went fr
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
 import cv2
 from threadpoolctl import threadpool_limits
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _limits: list = []  # keeps the BLAS limit object alive for the life of the process
 
@@ -22,3 +31,26 @@ def one_thread_per_operation() -> None:
     cv2.setNumThreads(1)
     if not _limits:
         _limits.append(threadpool_limits(limits=1, user_api="blas"))
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def map_per_core(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[function(item) for item in items]``, spread over one thread per core.
+
+    For a batch of independent images (decoding, drawing features): OpenCV, libjpeg and most of
+    numpy release the GIL, so a batch the queue worker analyses alone (a backlog after a class's
+    photos arrive) uses every core instead of one, while each operation itself stays on one
+    thread (:func:`one_thread_per_operation`). Exceptions propagate as from the loop; results
+    keep the order of ``items``.
+    """
+    global _pool
+    if len(items) < 2 or (os.cpu_count() or 1) < 2:
+        return [function(item) for item in items]
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="spira-analyse")
+    return list(_pool.map(function, items))

@@ -25,6 +25,7 @@ from training.registry import estimate_row
 from vision.features import WORK_SIDE
 from vision.ingest import reduced_size
 from vision.model import StageModel, drawing_features_batch
+from vision.threads import map_per_core
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
@@ -62,6 +63,18 @@ def decode_stored(data: bytes, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarra
     return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 
+def _read_stored(store: BlobStore) -> Callable[[Photo], np.ndarray | Exception]:
+    """Reads and decodes one photo's stored image; an unreadable one gives its error."""
+
+    def read(photo: Photo) -> np.ndarray | Exception:
+        try:
+            return decode_stored(store.get(photo.content_key))
+        except (OSError, ValueError) as err:
+            return err
+
+    return read
+
+
 def claim_pending(session: Session, batch: int) -> list[Photo]:
     query = (
         select(Photo)
@@ -80,13 +93,13 @@ def process_batch(session: Session, store: BlobStore, model: StageModel, batch: 
     if not photos:
         return 0
     images, ok = [], []
-    for photo in photos:
-        try:
-            images.append(decode_stored(store.get(photo.content_key)))
+    for photo, decoded in zip(photos, map_per_core(_read_stored(store), photos), strict=True):
+        if isinstance(decoded, np.ndarray):
+            images.append(decoded)
             ok.append(photo)
-        except (OSError, ValueError) as err:
+        else:
             photo.attempts += 1
-            photo.error = f"stored image unreadable: {err}"
+            photo.error = f"stored image unreadable: {decoded}"
             photo.status = "failed" if photo.attempts >= MAX_ATTEMPTS else "pending"
     if ok:
         embedder = model.embedder()

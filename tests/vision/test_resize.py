@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -105,3 +106,30 @@ def test_one_thread_per_operation_sets_opencv_and_blas():
     ).stdout.split(maxsplit=1)
     assert out[0] == "1"
     assert out[1].strip() in ("[1]", "[]")  # [] only if numpy had no BLAS library loaded
+
+
+def test_map_per_core_keeps_order_spreads_over_threads_and_raises():
+    import threading
+    import time
+
+    from vision import threads
+
+    seen: set[str] = set()
+
+    def square(n: int) -> int:
+        seen.add(threading.current_thread().name)
+        time.sleep(0.01)  # long enough that one thread cannot take every item
+        return n * n
+
+    assert threads.map_per_core(square, list(range(12))) == [n * n for n in range(12)]
+    if (os.cpu_count() or 1) >= 2:
+        assert len(seen) >= 2 and all(name.startswith("spira-analyse") for name in seen)
+
+    def fail_on_three(n: int) -> int:
+        if n == 3:
+            raise ValueError("three")
+        return n
+
+    with pytest.raises(ValueError, match="three"):
+        threads.map_per_core(fail_on_three, [1, 2, 3, 4])
+    assert threads.map_per_core(square, []) == []
