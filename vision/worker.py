@@ -48,7 +48,7 @@ def decode_stored(data: bytes, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarra
     rest of the way (a step of less than two, in which every source pixel still counts). A 1003-px
     image is decoded at 502 px and enlarged by 2 % in 1.3 ms, where a full decode and area
     averaging took 4.3. The features and the embedding then work on this one copy; training and
-    ``spira predict`` analyse through here too, so a model sees the inputs it was fitted on.
+    ``spira stages`` analyse through here too, so a model sees the inputs it was fitted on.
     """
     height, width = simplejpeg.decode_jpeg_header(data)[:2]
     if max(height, width) <= long_side:
