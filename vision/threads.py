@@ -33,6 +33,7 @@ def one_thread_per_operation() -> None:
         _limits.append(threadpool_limits(limits=1, user_api="blas"))
 
 
+_POOL_NAME = "spira-analyse"
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
@@ -47,10 +48,12 @@ def map_per_core(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     keep the order of ``items``.
     """
     global _pool
-    if len(items) < 2 or (os.cpu_count() or 1) < 2:
+    nested = threading.current_thread().name.startswith(_POOL_NAME)
+    if len(items) < 2 or (os.cpu_count() or 1) < 2 or nested:
+        # Called from one of the pool's own threads, waiting on the pool could deadlock.
         return [function(item) for item in items]
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix="spira-analyse")
+                _pool = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix=_POOL_NAME)
     return list(_pool.map(function, items))

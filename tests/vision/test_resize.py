@@ -133,3 +133,8 @@ def test_map_per_core_keeps_order_spreads_over_threads_and_raises():
     with pytest.raises(ValueError, match="three"):
         threads.map_per_core(fail_on_three, [1, 2, 3, 4])
     assert threads.map_per_core(square, []) == []
+    # Used inside itself (features of a batch computed per item of another batch): no deadlock.
+    nested = threads.map_per_core(
+        lambda n: threads.map_per_core(square, [n, n + 1]), list(range(6))
+    )
+    assert nested == [[n * n, (n + 1) ** 2] for n in range(6)]
