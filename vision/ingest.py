@@ -68,7 +68,7 @@ class IngestLimits:
     #: Long side, in pixels, of the thumbnail.
     thumb_long_side: int = 320
     #: Long side, in pixels, of the copy scanned for faces: the model's own input (256), so the
-    #: copy is made in one resampling and seen whole, as it is. Faces from about 11 % of the long
+    #: copy is made straight at the model's size (no second resize to fit it) and seen whole. Faces from about 11 % of the long
     #: side are found (180 px in a 1600-px photo); a larger scan adds tiles for smaller faces.
     face_scan_long_side: int = 256
     #: JPEG quality of the stored processed image and thumbnail.

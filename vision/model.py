@@ -21,14 +21,19 @@ META_FILE = "model.json"
 BACKBONE_FILE = "backbone.safetensors"
 
 
-def drawing_features_batch(images: list[np.ndarray]) -> np.ndarray:
-    """Drawing features (``vision.features``) for a batch, shape (n, len(FEATURE_NAMES))."""
+def drawing_features_batch(images: list[np.ndarray], *, parallel: bool = True) -> np.ndarray:
+    """Drawing features (``vision.features``) for a batch, shape (n, len(FEATURE_NAMES)).
+
+    ``parallel``: spread the images over one thread per core (``vision.threads.map_per_core``);
+    off where the caller already runs one task per core (the Ray engine's CPU tasks).
+    """
     from vision.features import FEATURE_NAMES, drawing_features
     from vision.threads import map_per_core
 
     if not images:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
-    return np.stack(map_per_core(drawing_features, images)).astype(np.float32)
+    rows = map_per_core(drawing_features, images) if parallel else map(drawing_features, images)
+    return np.stack(list(rows)).astype(np.float32)
 
 
 def stage_inputs(embeddings: np.ndarray, features: np.ndarray) -> np.ndarray:

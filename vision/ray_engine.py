@@ -84,7 +84,8 @@ def describe_batch(
     features = np.zeros((len(ids), len(FEATURE_NAMES)), dtype=np.float32)
     pixels = np.zeros((len(ids), 3, h, w), dtype=np.float32)
     if images:
-        features[ok_rows] = drawing_features_batch(images)
+        # Ray already runs one task per CPU: no threads of our own inside a task.
+        features[ok_rows] = drawing_features_batch(images, parallel=False)
         pixels[ok_rows] = preprocess(images, data_cfg)
     return {
         "photo_id": np.array(ids, dtype=object),

@@ -49,11 +49,19 @@ def map_per_core(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """
     global _pool
     nested = threading.current_thread().name.startswith(_POOL_NAME)
-    if len(items) < 2 or (os.cpu_count() or 1) < 2 or nested:
+    if len(items) < 2 or usable_cpus() < 2 or nested:
         # Called from one of the pool's own threads, waiting on the pool could deadlock.
         return [function(item) for item in items]
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                _pool = ThreadPoolExecutor(os.cpu_count(), thread_name_prefix=_POOL_NAME)
+                _pool = ThreadPoolExecutor(usable_cpus(), thread_name_prefix=_POOL_NAME)
     return list(_pool.map(function, items))
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the system tells it, else all)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
+        return os.cpu_count() or 1

@@ -55,20 +55,20 @@ def decode_stored(data: bytes, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarra
         return simplejpeg.decode_jpeg(data, "RGB")
     min_width, min_height = reduced_size(width, height, round(long_side * _DCT_REACH))
     rgb = simplejpeg.decode_jpeg(data, "RGB", min_width=min_width, min_height=min_height)
-    height, width = rgb.shape[:2]
-    if max(height, width) == long_side:
-        return rgb
+    # The size follows from the stored image's own, not from the decode's (rounded up) one.
     short = max(1, round(min(height, width) * long_side / max(height, width)))
     size = (long_side, short) if width >= height else (short, long_side)
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
     return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
 
 
-def _read_stored(store: BlobStore) -> Callable[[Photo], np.ndarray | Exception]:
-    """Reads and decodes one photo's stored image; an unreadable one gives its error."""
+def _read_stored(store: BlobStore) -> Callable[[str], np.ndarray | Exception]:
+    """Reads and decodes one stored image by its key; an unreadable one gives its error."""
 
-    def read(photo: Photo) -> np.ndarray | Exception:
+    def read(key: str) -> np.ndarray | Exception:
         try:
-            return decode_stored(store.get(photo.content_key))
+            return decode_stored(store.get(key))
         except (OSError, ValueError) as err:
             return err
 
@@ -93,7 +93,9 @@ def process_batch(session: Session, store: BlobStore, model: StageModel, batch: 
     if not photos:
         return 0
     images, ok = [], []
-    for photo, decoded in zip(photos, map_per_core(_read_stored(store), photos), strict=True):
+    # The keys are read here: the pool's threads touch no ORM object.
+    keys = [photo.content_key for photo in photos]
+    for photo, decoded in zip(photos, map_per_core(_read_stored(store), keys), strict=True):
         if isinstance(decoded, np.ndarray):
             images.append(decoded)
             ok.append(photo)

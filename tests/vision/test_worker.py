@@ -70,3 +70,41 @@ def test_unreadable_stored_image_fails_after_retries_and_does_not_block_the_queu
         bad = s.get(Photo, bad_id)
         assert bad.status == "failed" and "unreadable" in bad.error
         assert s.scalar(select(func.count()).select_from(Photo).where(Photo.status == "done")) == 5
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        (400, 300),
+        (512, 300),
+        (513, 400),
+        (973, 600),
+        (1003, 703),
+        (703, 1003),
+        (1600, 1131),
+        (2000, 60),
+        (60, 2000),
+        (1945, 1),
+        (1, 1),
+    ],
+)
+def test_the_analysis_copy_has_the_stored_images_shape_at_512_px(size):
+    import cv2
+    import numpy as np
+    import simplejpeg
+
+    from vision.worker import ANALYSIS_LONG_SIDE, decode_stored
+
+    width, height = size
+    ys, xs = np.mgrid[0:height, 0:width]
+    grey = (128 + 100 * np.sin(xs / 7.0) * np.cos(ys / 11.0)).astype(np.uint8)
+    rgb = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    cv2.line(rgb, (0, 0), (width - 1, height - 1), (200, 30, 20), 3)
+    copy = decode_stored(simplejpeg.encode_jpeg(rgb, 90, "RGB", "420"))
+    long_side = min(ANALYSIS_LONG_SIDE, max(size))
+    short = max(1, round(min(size) * long_side / max(size)))
+    expected = (long_side, short) if width >= height else (short, long_side)
+    assert copy.dtype == np.uint8 and copy.shape == (expected[1], expected[0], 3)
+    # The picture, not just the size: close to the original averaged down to the same size.
+    reference = cv2.resize(rgb, expected, interpolation=cv2.INTER_AREA)
+    assert np.abs(copy.astype(int) - reference.astype(int)).mean() < 12
