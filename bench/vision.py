@@ -2,8 +2,8 @@
 
 (a) Embedding throughput from 12-megapixel JPEG bytes to an embedding:
     baseline: full Pillow decode, torchvision transforms, PyTorch eager, one image at a time;
-    project:  reduced DCT decode (Pillow draft) on a thread per core, area resize, exported graph on
-              the CPU runtime, batches of 32.
+    project:  vision.worker.decode_stored (halved in the DCT domain, then one bilinear step) on a
+              thread per core, area resize to 224, exported graph on the CPU runtime.
     Also the model alone at 224 px (pixels in, embedding out) for each runtime.
 (b) End-to-end ingest, upload bytes to stored estimate:
     baseline: the naive embedding path plus the same stage head, one photo at a time;
@@ -11,9 +11,11 @@
               sheet correction, storage, database row) from one upload per CPU core at once, as the
               API's thread pool runs them, with the queue worker (decode stored image, features,
               batched embedding, stage head, database) draining alongside, as in the API process;
-              timed until every photo has its stored estimate.
+              timed until every photo has its stored estimate; three runs into separate units,
+              the median reported with the CPU time per photo.
+(c) CPU per photo of each upload and worker step, one photo at a time on one core.
 
-Usage: python bench/vision.py [--photos 48] [--write]
+Usage: python bench/vision.py [--photos 48] [--runs 3] [--step-photos 16] [--write]
 """
 
 from __future__ import annotations

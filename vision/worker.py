@@ -46,8 +46,8 @@ def decode_stored(data: bytes, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarra
     libjpeg halves in the DCT domain (a proper low-pass, and its SIMD code covers steps of two)
     while the result keeps at least 95 % of ``long_side``; bilinear interpolation takes it the
     rest of the way (a step of less than two, in which every source pixel still counts). A 1003-px
-    image is decoded at 502 px and enlarged by 2 % in 1.3 ms, where a full decode and area
-    averaging took 4.3. The features and the embedding then work on this one copy; training and
+    image is decoded at 502 px and enlarged by 2 % in 1.6 ms, where a full decode and area
+    averaging take 4.7 (one core). The features and the embedding then work on this one copy; training and
     ``spira stages`` analyse through here too, so a model sees the inputs it was fitted on.
     """
     height, width = simplejpeg.decode_jpeg_header(data)[:2]
