@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from core.domain import check_date, check_text
 from profiles.model import WhatIfResult
 from profiles.schemas import UnitProfile
+
+
+def _client_date(value: date, info: ValidationInfo) -> date:
+    return check_date(value, info.field_name or "date")
+
+
+def _safe_text(value: str, info: ValidationInfo) -> str:
+    return check_text(value, info.field_name or "text")
+
+
+#: A date a client sends: within core.domain's window (2000-01-01 to tomorrow), else 422 naming
+#: the field.
+ClientDate = Annotated[date, AfterValidator(_client_date)]
+#: One line of free text: no control characters (NUL, tab, newline, C1) and no bidirectional
+#: overrides or isolates (U+202A–U+202E, U+2066–U+2069), else 422 naming the character.
+SafeText = Annotated[str, AfterValidator(_safe_text)]
+
+
+def safe_text(value: str, field: str) -> str:
+    """:data:`SafeText`'s check for values that do not pass through a model (form fields)."""
+    return check_text(value, field)
 
 
 class ErrorOut(BaseModel):
@@ -138,10 +160,14 @@ class UnitProfileOut(BaseModel):
 
 
 class WhatIfIn(BaseModel):
-    term: str | None = Field(None, description="term whose context is changed (default: latest)")
-    changes: dict[str, float] = Field(
-        description="context column -> change in its own units (shares as fractions)",
+    term: SafeText | None = Field(
+        None, max_length=7, description="term whose context is changed (default: latest)"
+    )
+    changes: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        description="context column -> change in its own units (shares as fractions); the changed "
+        "value must stay within the column's plausible range (docs/profile_columns.md)",
         examples=[{"children_per_fte": -0.5}],
+        max_length=16,
     )
 
 
@@ -158,13 +184,13 @@ class ImportOut(BaseModel):
 
 
 class SheetIn(BaseModel):
-    case_id: str = Field(examples=["matematik-sortera-knappar"])
+    case_id: SafeText = Field(max_length=120, examples=["matematik-sortera-knappar"])
     unit_id: int = Field(ge=1, le=2**31 - 1)
     group_id: int | None = Field(None, ge=1, le=2**31 - 1)
-    age_band: str = Field(examples=["4-5"])
-    rated_on: date
-    levels: dict[str, int] = Field(
-        description="rubric item id -> level", examples=[{"sorterar": 2}]
+    age_band: SafeText = Field(max_length=16, examples=["4-5"])
+    rated_on: ClientDate = Field(description="the day the sheet was rated: 2000-01-01 to tomorrow")
+    levels: dict[Annotated[SafeText, Field(max_length=120)], Annotated[int, Field(ge=0, le=100)]] = (
+        Field(description="rubric item id -> level", examples=[{"sorterar": 2}], max_length=200)
     )
 
 

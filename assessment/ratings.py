@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.domain import AGE_BANDS, Term
+from core.domain import AGE_BANDS, Term, date_problem, text_problem
 
 from .cases import CaseLibrary
 
@@ -72,31 +72,12 @@ def _cell_text(value: object) -> str:
     return str(value).strip()
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """The file's cells as text, one column per header, in file order."""
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        raw = pd.read_excel(path, dtype=object, engine="openpyxl")
-        raw.columns = [_cell_text(c) for c in raw.columns]
-        return raw.map(_cell_text) if len(raw) else raw.astype(str)
-    if suffix in (".csv", ".txt"):
-        # Swedish Excel writes ';'-separated CSV with a BOM; sniff the separator from the header.
-        with path.open(encoding="utf-8-sig") as fh:
-            header = fh.readline()
-        sep = ";" if header.count(";") > header.count(",") else ","
-        raw = pd.read_csv(
-            path,
-            dtype=str,
-            keep_default_na=False,
-            sep=sep,
-            encoding="utf-8-sig",
-            skip_blank_lines=True,
-        )
-        raw.columns = [str(c).strip() for c in raw.columns]
-        return raw.apply(lambda col: col.str.strip())
-    raise RatingsFileError(
-        [RatingProblem(1, "(file)", f"unsupported file type {suffix!r}; use .csv or .xlsx")]
-    )
+def text_cells(raw: pd.DataFrame) -> pd.DataFrame:
+    """A sheet as read by :func:`core.spreadsheet.read_sheet` as stripped text cells, one column
+    per header, in file order."""
+    table = raw.map(_cell_text) if len(raw) else raw.astype(str)
+    table.columns = [_cell_text(c) for c in raw.columns]
+    return table
 
 
 def read_ratings(path: Path | str, library: CaseLibrary | None = None) -> pd.DataFrame:
@@ -105,23 +86,24 @@ def read_ratings(path: Path | str, library: CaseLibrary | None = None) -> pd.Dat
     With a case library, cases, rubric items and level ranges are checked against it and an
     ``area`` column is added. Returns a frame with the nine rating columns (``level`` int,
     ``date`` datetime64) plus ``term`` ("2026-VT"). Raises :class:`RatingsFileError` listing every
-    problem; nothing is returned from a file with any error.
+    problem; nothing is returned from a file with any error. The file is read with the caps of
+    :func:`core.spreadsheet.read_sheet`.
     """
+    from core.spreadsheet import SpreadsheetRefused, read_sheet
+
     path = Path(path)
     if not path.is_file():
         raise RatingsFileError(
             [RatingProblem(1, "(file)", f"file {path} does not exist")], str(path)
         )
     try:
-        table = _read_table(path)
-    except RatingsFileError:
-        raise
-    except Exception as exc:  # a corrupt workbook or undecodable text: report, do not crash
+        raw = read_sheet(path.read_bytes(), path.suffix)
+    except SpreadsheetRefused as exc:
         raise RatingsFileError(
-            [RatingProblem(1, "(file)", f"cannot be read: {exc}")], str(path)
-        ) from exc
+            [RatingProblem(1, "(file)", f"cannot be read: {exc.reason}")], str(path)
+        ) from None
     try:
-        return validate_ratings(table, library)
+        return validate_ratings(text_cells(raw), library)
     except RatingsFileError as exc:
         raise RatingsFileError(exc.problems, str(path)) from None
 
@@ -170,6 +152,17 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
         "date",
         "date " + table["date"].map(repr) + " is not a date of the form YYYY-MM-DD",
     )
+
+    in_window = dates.notna()
+    for i in np.flatnonzero(in_window.to_numpy()):
+        problem = date_problem(dates.iloc[i].date(), "date")
+        if problem:
+            problems.append(RatingProblem(int(file_row[i]), "date", problem))
+    for column in ("sheet_id", "unit", "group", "rater", "case", "item"):
+        for i, value in enumerate(table[column].tolist()):
+            problem = text_problem(value, column) if value else None
+            if problem:
+                problems.append(RatingProblem(int(file_row[i]), column, problem))
 
     if library is not None:
         known_case = table["case"].isin([c.id for c in library])

@@ -6,6 +6,7 @@ age band (see DESIGN.md, principle 1).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -103,3 +104,95 @@ def check_age_band(age_band: str) -> str:
     if age_band not in AGE_BANDS:
         raise ValueError(f"age band {age_band!r} is not one of {', '.join(AGE_BANDS)}")
     return age_band
+
+
+# ---- the window of plausible dates ---------------------------------------------------------------
+
+#: The earliest date Spira accepts from a client (photos, sheets, ratings, context terms).
+EARLIEST_DATE = dt.date(2000, 1, 1)
+#: How far ahead of today a date may lie (clock skew between a tablet and the server).
+DAYS_AHEAD = 1
+
+
+def latest_date(today: dt.date | None = None) -> dt.date:
+    """The latest date accepted: one day ahead of today (server time)."""
+    return (today or dt.date.today()) + dt.timedelta(days=DAYS_AHEAD)
+
+
+def date_problem(value: dt.date, field: str = "date") -> str | None:
+    """Why ``value`` lies outside the window of plausible dates, naming ``field``; None if inside.
+
+    The one place the window is defined: every date a client sends is checked with this (or
+    :func:`check_date`), and ``spira doctor`` finds stored rows outside it.
+    """
+    latest = latest_date()
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not EARLIEST_DATE <= value <= latest:
+        return (
+            f"{field} {value.isoformat()} lies outside {EARLIEST_DATE.isoformat()} to "
+            f"{latest.isoformat()} (tomorrow); give the date the work was done"
+        )
+    return None
+
+
+def check_date(value: dt.date, field: str = "date") -> dt.date:
+    """``value`` if it lies in the window of plausible dates, else ValueError naming ``field``."""
+    problem = date_problem(value, field)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def term_problem(text: object, field: str = "term") -> str | None:
+    """Why ``text`` is not a usable term (form YYYY-VT/YYYY-HT, year within the date window);
+    None if it is."""
+    try:
+        term = Term.parse(str(text))
+    except ValueError as err:
+        return f"{field}: {err}"
+    latest = latest_date()
+    if not EARLIEST_DATE.year <= term.year <= latest.year:
+        return (
+            f"{field} {text!s} lies outside the years {EARLIEST_DATE.year} to {latest.year}"
+        )
+    return None
+
+
+def check_term(text: str, field: str = "term") -> str:
+    """``text`` if it is a usable term (see :func:`term_problem`), else ValueError."""
+    problem = term_problem(text, field)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+# ---- free text -----------------------------------------------------------------------------------
+
+#: Characters refused in free text: C0 controls but tab and newline, DEL, C1 controls, and the
+#: bidirectional overrides and isolates that can make text display differently from what it is.
+_FORBIDDEN_TEXT = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]"
+)
+
+
+def text_problem(value: str, field: str = "text", *, multiline: bool = False) -> str | None:
+    """Why ``value`` may not be stored as free text (a control or bidi-override character; a
+    newline or tab unless ``multiline``), naming ``field`` and the character; None if it may."""
+    m = _FORBIDDEN_TEXT.search(value)
+    if m is None and not multiline:
+        m = re.search("[\t\n]", value)
+    if m is None:
+        return None
+    return (
+        f"{field} contains the control character U+{ord(m.group()):04X} at position "
+        f"{m.start() + 1}; remove it"
+    )
+
+
+def check_text(value: str, field: str = "text", *, multiline: bool = False) -> str:
+    """``value`` if it is acceptable free text (see :func:`text_problem`), else ValueError."""
+    problem = text_problem(value, field, multiline=multiline)
+    if problem:
+        raise ValueError(problem)
+    return value

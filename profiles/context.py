@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from core.domain import term_sort_key
+from core.domain import term_problem, term_sort_key, text_problem
 
 #: Context columns, in the order they are shown.
 CONTEXT_COLUMNS: tuple[str, ...] = (
@@ -49,6 +49,36 @@ PLAUSIBLE_RANGES: dict[str, tuple[float, float]] = {
     "mean_group_size": (1, 40),
     "children_per_fte": (0.5, 20),
 }
+
+#: The plausible range (inclusive) of every context column, shares as fractions: imports and
+#: what-if questions are checked against it (docs/profile_columns.md lists it).
+COLUMN_RANGES: dict[str, tuple[float, float]] = {
+    **PLAUSIBLE_RANGES,
+    **{col: (0.0, 1.0) for col in SHARE_COLUMNS},
+}
+
+
+def what_if_problems(current: dict[str, float], changes: dict[str, float]) -> list[str]:
+    """Why a what-if question cannot be asked: a change that is not a finite number, or one that
+    takes its column outside :data:`COLUMN_RANGES` from the unit's ``current`` value; each problem
+    states the column, the resulting value and the range."""
+    problems = []
+    for col, change in changes.items():
+        low, high = COLUMN_RANGES[col]
+        if not math.isfinite(change):
+            problems.append(f"{col}: the change {change!r} is not a finite number")
+            continue
+        base = current.get(col)
+        after = change + (float(base) if base is not None and math.isfinite(base) else 0.0)
+        if not low <= after <= high:
+            problems.append(
+                f"{col}: {base:g} {change:+g} = {after:g} lies outside the plausible range "
+                f"{low:g} to {high:g}"
+                if base is not None
+                else f"{col}: {after:g} lies outside the plausible range {low:g} to {high:g}"
+            )
+    return problems
+
 
 #: What each context column is, its unit of measure, in Swedish and English.
 CONTEXT_LABELS: dict[str, dict[str, str]] = {
@@ -184,6 +214,8 @@ def _parse_number(cell: object) -> tuple[float | None, bool, str | None]:
     if isinstance(cell, bool):
         return None, False, f"{cell!r} is not a number"
     if isinstance(cell, int | float | np.integer | np.floating):
+        if not math.isfinite(float(cell)):
+            return None, False, f"{cell!r} is not a finite number"
         return float(cell), False, None
     text = str(cell).replace("\u00a0", " ").replace(" ", "")
     if text == "":
@@ -192,28 +224,6 @@ def _parse_number(cell: object) -> tuple[float | None, bool, str | None]:
     if not m:
         return None, False, f"{cell!r} is not a number"
     return float(m.group(1).replace(",", ".")), m.group(2) == "%", None
-
-
-def _read_raw(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return pd.read_excel(path, dtype=object, engine="openpyxl")
-    if suffix in (".csv", ".txt"):
-        with path.open("r", encoding="utf-8-sig") as fh:
-            head = fh.readline()
-        # Swedish spreadsheet programs export CSV with semicolons (the comma is the decimal mark).
-        sep = ";" if head.count(";") > head.count(",") else ","
-        return pd.read_csv(
-            path,
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8-sig",
-            skipinitialspace=True,
-        )
-    raise ContextFileError(
-        [ContextProblem(None, None, f"unsupported file type {suffix!r}; use .csv or .xlsx")]
-    )
 
 
 def read_context_file(path: str | Path) -> pd.DataFrame:
@@ -236,15 +246,22 @@ def read_context_file(path: str | Path) -> pd.DataFrame:
     Raises:
         ContextFileError: listing every problem as (row, column, reason); nothing is returned.
     """
+    from core.spreadsheet import SpreadsheetRefused, read_sheet
+
     path = Path(path)
     if not path.exists():
         raise ContextFileError([ContextProblem(None, None, f"file {str(path)!r} does not exist")])
     try:
-        raw = _read_raw(path)
-    except ContextFileError:
-        raise
-    except Exception as exc:  # a corrupt file is a user error, reported like any other problem
-        raise ContextFileError([ContextProblem(None, None, f"could not read file: {exc}")]) from exc
+        raw = read_sheet(path.read_bytes(), path.suffix)
+    except SpreadsheetRefused as exc:  # a corrupt file is a user error, reported like any other
+        raise ContextFileError([ContextProblem(None, None, exc.reason)]) from None
+    return validate_context(raw)
+
+
+def validate_context(raw: pd.DataFrame) -> pd.DataFrame:
+    """Validate a context sheet as read by :func:`core.spreadsheet.read_sheet` (header = row 1);
+    see :func:`read_context_file` for the checks, the result and the error."""
+    raw = raw.copy()
     raw.columns = [_normalise_header(c) for c in raw.columns]
     required = ("unit", "term", *CONTEXT_COLUMNS)
     problems = [
@@ -267,14 +284,15 @@ def read_context_file(path: str | Path) -> pd.DataFrame:
         unit = "" if record["unit"] is None else str(record["unit"]).strip()
         if unit in ("", "nan"):
             problems.append(ContextProblem(row, "unit", "missing unit"))
+        else:
+            bad_text = text_problem(unit, "unit")
+            if bad_text:
+                problems.append(ContextProblem(row, "unit", bad_text))
         units.append(unit)
         term = "" if record["term"] is None else str(record["term"]).strip()
-        try:
-            term_sort_key(term)
-        except ValueError:
-            problems.append(
-                ContextProblem(row, "term", f"term {term!r} is not of the form YYYY-VT or YYYY-HT")
-            )
+        bad_term = term_problem(term)
+        if bad_term:
+            problems.append(ContextProblem(row, "term", bad_term))
         terms.append(term)
         for col in CONTEXT_COLUMNS:
             value, as_percent, problem = _parse_number(record[col])

@@ -36,6 +36,11 @@ async def webhook(
         payload: Any = await request.json()
         rows = parse_webhook(payload)
         deleted = parse_deleted(payload)
+    except RecursionError:  # e.g. a 100k-deep JSON array: refused, not a 500
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="not a Label Studio annotation payload: the JSON is nested too deeply",
+        ) from None
     except (ValueError, KeyError, TypeError) as err:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

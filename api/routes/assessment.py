@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
+import pandas as pd
 from fastapi import APIRouter, File, HTTPException, UploadFile, status
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, can_upload_to_unit, require_role
 from api.schemas import ErrorOut, ImportOut, SheetIn, SheetOut
 from assessment.cases import Case, load_case_library
+from assessment.ratings import RatingsFileError
 from core.audit import record
 from core.models import Group, Unit, User
+from profiles.context import ContextFileError
 
 router = APIRouter(prefix="/api", tags=["assessment"])
 
@@ -44,7 +47,8 @@ def record_sheet_route(session: SessionDep, user: CurrentUser, body: SheetIn) ->
         )
     unit = session.get(Unit, body.unit_id)
     group = session.get(Group, body.group_id) if body.group_id is not None else None
-    if unit is None or (body.group_id is not None and group is None):
+    # a group of another unit gets the same answer as one that does not exist
+    if unit is None or (body.group_id is not None and (group is None or group.unit_id != unit.id)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such unit or group")
     try:
         sheet = record_sheet(
@@ -67,72 +71,90 @@ def record_sheet_route(session: SessionDep, user: CurrentUser, body: SheetIn) ->
     return SheetOut(sheet_id=sheet.id, term=sheet.term, n_ratings=len(body.levels))
 
 
-async def _spooled(file: UploadFile) -> Path:
+def _read_upload(file: UploadFile) -> pd.DataFrame:
+    """The upload's first sheet, read from memory with the caps of core.spreadsheet (413 over a
+    cap, 415 another type, 422 unreadable). Runs in a worker thread: the routes are plain defs."""
+    from core.spreadsheet import MAX_FILE_BYTES, SpreadsheetRefused, read_sheet
+
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in _IMPORT_SUFFIXES:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send a .csv or .xlsx file"
         )
-    data = await file.read(20 * 1024 * 1024 + 1)
-    if len(data) > 20 * 1024 * 1024:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, detail="the file is larger than 20 MB"
-        )
-    tmp = Path(tempfile.mkdtemp(prefix="spira-import-")) / f"upload{suffix}"
-    tmp.write_bytes(data)
-    return tmp
+    data = file.file.read(MAX_FILE_BYTES + 1)
+    try:
+        return read_sheet(data, suffix)
+    except SpreadsheetRefused as err:
+        raise HTTPException(err.status, detail=err.reason) from None
+
+
+def _import(
+    session: Session,
+    user: User,
+    file: UploadFile,
+    kind: Literal["ratings", "context"],
+) -> ImportOut:
+    """One implementation of both imports: read (capped, from memory), validate, store all or
+    nothing, audit. Errors name row, column and reason, never a server path."""
+    raw = _read_upload(file)
+    try:
+        if kind == "ratings":
+            from assessment.ratings import text_cells, validate_ratings
+            from assessment.store import import_ratings
+
+            n = import_ratings(
+                session,
+                validate_ratings(text_cells(raw), load_case_library()),
+                created_by=user.id,
+            )
+        else:
+            from profiles.context import validate_context
+            from profiles.store import import_context
+
+            n = import_context(session, validate_context(raw))
+    except (RatingsFileError, ContextFileError) as err:
+        session.rollback()
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
+    record(
+        session,
+        user.username,
+        "import",
+        kind,
+        None,
+        {"sheets": n} if kind == "ratings" else {"rows": n},
+    )
+    session.commit()
+    return ImportOut(imported=n)
+
+
+_import_errors: dict[int | str, dict] = {
+    code: {"model": ErrorOut} for code in (413, 415, 422)
+}
 
 
 @router.post(
     "/ratings/import",
     response_model=ImportOut,
-    responses={415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=_import_errors,
     summary="Import ratings from CSV/XLSX (sheet_id, unit, group, age_band, rater, case, item, level, date); all or nothing",
 )
-async def import_ratings_route(
+def import_ratings_route(
     session: SessionDep,
     file: Annotated[UploadFile, File()],
     user: User = require_role("researcher", "admin"),
 ) -> ImportOut:
-    from assessment.ratings import RatingsFileError, read_ratings
-    from assessment.store import import_ratings
-
-    path = await _spooled(file)
-    try:
-        table = read_ratings(path, load_case_library())
-        n = import_ratings(session, table, created_by=user.id)
-    except RatingsFileError as err:
-        session.rollback()
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
-    finally:
-        path.unlink(missing_ok=True)
-    record(session, user.username, "import", "ratings", None, {"sheets": n})
-    session.commit()
-    return ImportOut(imported=n)
+    return _import(session, user, file, "ratings")
 
 
 @router.post(
     "/context/import",
     response_model=ImportOut,
-    responses={415: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=_import_errors,
     summary="Import organisational data per unit and term from CSV/XLSX; all or nothing",
 )
-async def import_context_route(
+def import_context_route(
     session: SessionDep,
     file: Annotated[UploadFile, File()],
     user: User = require_role("researcher", "admin"),
 ) -> ImportOut:
-    from profiles.context import ContextFileError, read_context_file
-    from profiles.store import import_context
-
-    path = await _spooled(file)
-    try:
-        n = import_context(session, read_context_file(path))
-    except ContextFileError as err:
-        session.rollback()
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
-    finally:
-        path.unlink(missing_ok=True)
-    record(session, user.username, "import", "context", None, {"rows": n})
-    session.commit()
-    return ImportOut(imported=n)
+    return _import(session, user, file, "context")

@@ -18,9 +18,10 @@ from fastapi import (
 )
 
 from api.deps import MAX_ID, CurrentUser, SessionDep, can_read_unit, can_upload_to_unit
-from api.schemas import ErrorOut, PhotoOut, UploadOut
+from api.schemas import ErrorOut, PhotoOut, UploadOut, safe_text
 from core.audit import record
 from core.config import get_settings
+from core.domain import check_date
 from core.models import Group, Photo, Unit
 from vision.ingest import IngestError
 from vision.photos import PhotoRejected, accept_photo
@@ -64,8 +65,15 @@ async def upload_photo(
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="you may not upload to this unit")
     unit = session.get(Unit, unit_id)
     group = session.get(Group, group_id)
-    if unit is None or group is None:
+    # a group of another unit gets the same answer as one that does not exist
+    if unit is None or group is None or group.unit_id != unit.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such unit or group")
+    try:
+        safe_text(activity, "activity")
+        if captured_on is not None:
+            check_date(captured_on, "captured_on")
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
     limit = get_settings().max_upload_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:

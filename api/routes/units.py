@@ -183,7 +183,7 @@ def list_profiles(
 def what_if_route(
     session: SessionDep, user: CurrentUser, unit_id: UnitId, body: WhatIfIn
 ) -> WhatIfOut:
-    from profiles.context import CONTEXT_COLUMNS
+    from profiles.context import CONTEXT_COLUMNS, what_if_problems
     from profiles.profile import what_if
 
     unit = readable_unit(session, user, unit_id)
@@ -204,5 +204,8 @@ def what_if_route(
             detail=f"no organisational data{' for ' + body.term if body.term else ''} for {unit.name}, or too little data to fit the model",
         )
     row = rows.sort_values("term", key=lambda s: s.map(term_sort_key)).iloc[-1]
+    problems = what_if_problems({c: row[c] for c in CONTEXT_COLUMNS}, body.changes)
+    if problems:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="; ".join(problems))
     results = what_if(built["models"], row, body.changes)
     return WhatIfOut(unit=unit.name, term=str(row["term"]), results=results)
