@@ -19,6 +19,63 @@ from core.models import ModelVersion, Photo, RetainedAggregate, StageEstimate, U
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+#: What kinds of stored rows profiles rest on, as counted in :func:`skipped_rows`.
+ROW_KINDS: tuple[str, ...] = ("photos", "ratings", "context", "retained")
+
+
+def _row_problem(row: dict, numeric: tuple[str, ...], with_age_band: bool) -> str | None:
+    from core.domain import AGE_BANDS, term_problem
+
+    problem = term_problem(row["term"])
+    if problem:
+        return problem
+    if with_age_band and str(row["age_band"]) not in AGE_BANDS:
+        return f"age band {row['age_band']!r} is not one of {', '.join(AGE_BANDS)}"
+    for col in numeric:
+        value = row[col]
+        if value is not None and not np.isfinite(float(value)):
+            return f"{col} {value!r} is not a finite number"
+    return None
+
+
+def usable_rows(
+    frame: pd.DataFrame,
+    kind: str,
+    *,
+    numeric: tuple[str, ...] = (),
+    with_age_band: bool = True,
+    id_column: str | None = None,
+) -> pd.DataFrame:
+    """``frame`` without the rows profiles cannot use (a term that is not YYYY-VT/HT within the
+    date window, an unknown age band, a non-finite number): one bad stored row must not take
+    every profile down. Each left-out row is logged (with ``id_column``) and their number is
+    kept in ``attrs["skipped"]`` (kinds: :data:`ROW_KINDS`); ``spira doctor`` lists such rows and ``--fix`` removes them."""
+    if frame.empty:
+        frame.attrs["skipped"] = 0
+        return frame
+    checked = frame.assign(term=frame["term"].astype(str))
+    # the same term / age band repeats on many rows: check each distinct combination once
+    keys = ["term", *(["age_band"] if with_age_band else []), *numeric]
+    distinct = checked[keys].drop_duplicates()
+    bad: dict[tuple, str] = {}
+    for row in distinct.to_dict("records"):
+        problem = _row_problem(row, numeric, with_age_band)
+        if problem:
+            bad[tuple(row[k] for k in keys)] = problem
+    if not bad:
+        frame.attrs["skipped"] = 0
+        return frame
+    reasons = [bad.get(tuple(r)) for r in checked[keys].itertuples(index=False, name=None)]
+    drop = np.array([r is not None for r in reasons])
+    for i in np.flatnonzero(drop)[:20]:
+        ident = frame.iloc[i][id_column] if id_column else i
+        log.warning("left out of the profiles: %s %s: %s", kind, ident, reasons[i])
+    if drop.sum() > 20:
+        log.warning("left out of the profiles: %d more %s rows", drop.sum() - 20, kind)
+    kept = frame.loc[~drop].reset_index(drop=True)
+    kept.attrs["skipped"] = int(drop.sum())
+    return kept
+
 
 def promoted_stage_version(session: Session) -> str | None:
     """The promoted stage model's version (database first, then the models folder)."""
@@ -72,7 +129,12 @@ def photo_estimates(session: Session, unit_ids: list[int] | None = None) -> pd.D
     if unit_ids is not None:
         query = query.where(Photo.unit_id.in_(unit_ids))
     rows = session.execute(query).all()
-    return pd.DataFrame(rows, columns=cols)
+    return usable_rows(
+        pd.DataFrame(rows, columns=cols),
+        "photos",
+        numeric=("expected_stage", "p0", "p1", "p2", "p3", "p4"),
+        id_column="photo_id",
+    )
 
 
 #: Columns of :func:`retained_frame`: one row per retained unit x term x age band cell.
@@ -118,7 +180,11 @@ def retained_frame(session: Session, unit_ids: list[int] | None = None) -> pd.Da
         )
         for a, name in session.execute(query).all()
     ]
-    return pd.DataFrame(rows, columns=RETAINED_COLUMNS)
+    return usable_rows(
+        pd.DataFrame(rows, columns=RETAINED_COLUMNS),
+        "retained",
+        numeric=("sum_stage", "sum_sq_stage"),
+    )
 
 
 def retained_progression(
@@ -339,7 +405,13 @@ def context_frame(session: Session) -> pd.DataFrame:
         {"unit": name, "term": c.term, **{k: getattr(c, k) for k in CONTEXT_COLUMNS}}
         for c, name in rows
     ]
-    return pd.DataFrame(data, columns=["unit", "term", *CONTEXT_COLUMNS])
+    return usable_rows(
+        pd.DataFrame(data, columns=["unit", "term", *CONTEXT_COLUMNS]),
+        "context",
+        numeric=CONTEXT_COLUMNS,
+        with_age_band=False,
+        id_column="unit",
+    )
 
 
 def import_context(session: Session, context: pd.DataFrame) -> int:
@@ -390,17 +462,28 @@ def ability_frame(session: Session, *, min_n: int) -> tuple[pd.DataFrame, object
 
     cols = ["unit", "term", "area", "ability", "se", "n_sheets"]
     library = load_case_library()
-    ratings = ratings_frame(session, library)
+    ratings = usable_rows(ratings_frame(session, library), "ratings", id_column="sheet_id")
+    skipped = ratings.attrs.get("skipped", 0)
+    if not ratings.empty:
+        # a rating of a case or item the library no longer has cannot be placed on its area
+        known = ratings["area"].notna() if "area" in ratings.columns else True
+        if not bool(np.all(known)):
+            skipped += int((~known).sum())
+            log.warning("left out of the profiles: %d ratings of unknown cases", (~known).sum())
+            ratings = ratings.loc[known].reset_index(drop=True)
     if ratings.empty or ratings["sheet_id"].nunique() < 2:
-        return pd.DataFrame(columns=cols), None
+        empty = pd.DataFrame(columns=cols)
+        empty.attrs["skipped"] = skipped
+        return empty, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelFitWarning)
         model = ManyFacetPCM().fit(ratings)
     sheets = model.sheet_table()
     table = unit_abilities_frame(
         unit_abilities(sheets, case_areas=library.case_areas(), min_sheets=min_n)
-    )
-    return table[cols], model
+    )[cols]
+    table.attrs["skipped"] = skipped
+    return table, model
 
 
 def _in_background(held: threading.Lock, work: Callable[[], None], what: str) -> None:
@@ -660,14 +743,20 @@ class ProfileService:
         )
         # Unit x terms whose photos retention deleted, from their aggregates (normal
         # intervals, see unit_progression); terms with remaining photos keep those figures.
-        retained = without_photo_terms(retained_frame(session), photos)
+        all_retained = retained_frame(session)
+        retained = without_photo_terms(all_retained, photos)
         if len(retained):
             from_sums = retained_progression(retained, min_n=min_n)
             progression = pd.concat(
                 [progression, from_sums[list(PROGRESSION_COLUMNS)]], ignore_index=True
             )
+        # rows that cannot be used were left out by the loaders (usable_rows): count them
+        skipped = {"photos": int(photos.attrs.get("skipped", 0))}
+        skipped["retained"] = int(all_retained.attrs.get("skipped", 0))
         ability, pcm = ability_frame(session, min_n=min_n)
+        skipped["ratings"] = int(ability.attrs.get("skipped", 0))
         context = context_frame(session)
+        skipped["context"] = int(context.attrs.get("skipped", 0))
         models = fit_context_models(
             progression, ability, context, min_n=min_n, level=0.9, random_state=0
         )
@@ -677,6 +766,8 @@ class ProfileService:
             "models": models,
             "context": context,
             "assessment": pcm,
+            # stored rows left out because they cannot be used (shown on the research page)
+            "skipped": skipped,
             # Results derived from this build (a unit's progression, a serialised answer),
             # kept with it and so dropped together when the data change.
             "memo": {},
