@@ -179,6 +179,18 @@ class WhatIfOut(BaseModel):
     note_en: str = "Describes an association in the data, not a cause."
 
 
+class SkippedRowsOut(BaseModel):
+    """Stored rows the profiles leave out because they cannot be used (a term outside the date
+    window, an unknown age band, a non-finite number); `spira doctor` lists them and
+    `spira doctor --fix` removes them."""
+
+    photos: int = Field(description="processed photos (their stage estimates)")
+    ratings: int = Field(description="ratings (one rater's level for one item of a sheet)")
+    context: int = Field(description="organisational data rows (unit x term)")
+    retained: int = Field(description="retained aggregates (unit x term x age band)")
+    total: int
+
+
 class ImportOut(BaseModel):
     imported: int = Field(description="rows (context) or sheets (ratings) stored")
 

@@ -48,6 +48,7 @@ from core.models import (
     UnitContext,
     utcnow,
 )
+from core.spreadsheet import neutralise_formula
 from core.storage import BlobStore
 
 
@@ -347,8 +348,10 @@ def _write_table(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
         writer.writeheader()
         for row in rows:
             writer.writerow(
-                {
-                    k: json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                {  # text a spreadsheet would run as a formula gets a ' in front (issue 20)
+                    k: neutralise_formula(
+                        json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else v
+                    )
                     for k, v in row.items()
                 }
             )

@@ -180,3 +180,27 @@ def read_sheet(data: bytes, suffix: str) -> pd.DataFrame:
     if suffix in (".csv", ".txt"):
         return _read_csv(data, deadline)
     raise SpreadsheetRefused(422, f"unsupported file type {suffix!r}; use .csv or .xlsx")
+
+
+#: What a spreadsheet program reads as the start of a formula (or of a DDE command).
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula (``=cmd|' /C calc'!A0``, ``+1+1``,
+    ``@SUM(1+1)``, a leading tab or carriage return) with a ``'`` in front, shown as text; every
+    other value (numbers, negative ones included) unchanged. Used for every CSV and XLSX Spira
+    writes for people to open."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with :func:`neutralise_formula` applied to its text cells (a copy)."""
+    out = table.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(neutralise_formula)
+    out.columns = [neutralise_formula(c) for c in out.columns]
+    return out

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.spreadsheet import neutralise_frame
 from profiles.context import CONTEXT_COLUMNS
 from profiles.profile import PROGRESSION
 from profiles.schemas import UnitProfile
@@ -175,10 +176,14 @@ def export_profiles(
     # Write to a sibling first and rename, so a failed export never leaves half a file behind.
     tmp = path.with_name(f".{path.name}.partial")
     try:
+        # Text that a spreadsheet would run as a formula (a unit named "=cmd|...") is written
+        # with a ' in front in the files people open; numbers are left as they are.
         if format == "csv":
-            table.to_csv(tmp, index=False, encoding="utf-8")
+            neutralise_frame(table).to_csv(tmp, index=False, encoding="utf-8")
         elif format == "xlsx":
-            table.to_excel(tmp, index=False, sheet_name="profiles", engine="openpyxl")
+            neutralise_frame(table).to_excel(
+                tmp, index=False, sheet_name="profiles", engine="openpyxl"
+            )
         else:
             table.to_parquet(tmp, index=False, engine="pyarrow")
         tmp.replace(path)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -153,8 +154,13 @@ def export_profiles_route(
         readable = {unit.name}
     built = profile_service.build(session)
     chosen = [p for (name, _), p in sorted(built["profiles"].items()) if name in readable]
-    path = Path(tempfile.mkdtemp(prefix="spira-export-")) / f"spira-profiles.{format}"
-    export_profiles(chosen, path, format=format)
+    folder = Path(tempfile.mkdtemp(prefix="spira-export-"))
+    path = folder / f"spira-profiles.{format}"
+    try:  # the file is sent from memory; its folder goes before the answer (issue 20)
+        export_profiles(chosen, path, format=format)
+        content = path.read_bytes()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     record(
         session, user.username, "export", "profiles", unit_id, {"format": format, "n": len(chosen)}
     )
@@ -164,4 +170,8 @@ def export_profiles_route(
         "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         "parquet": "application/octet-stream",
     }
-    return FileResponse(path, media_type=media[format], filename=path.name)
+    return Response(  # type: ignore[return-value]
+        content,
+        media_type=media[format],
+        headers={"Content-Disposition": f'attachment; filename="{path.name}"'},
+    )

@@ -8,12 +8,27 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, Reader, SessionDep, UnitId, can_read_unit, readable_unit
-from api.schemas import ErrorOut, UnitOut, UnitProfileOut, WhatIfIn, WhatIfOut
+from api.deps import (
+    CurrentUser,
+    Reader,
+    SessionDep,
+    UnitId,
+    can_read_unit,
+    readable_unit,
+    require_role,
+)
+from api.schemas import (
+    ErrorOut,
+    SkippedRowsOut,
+    UnitOut,
+    UnitProfileOut,
+    WhatIfIn,
+    WhatIfOut,
+)
 from core.audit import record
 from core.config import get_settings
 from core.domain import term_sort_key
-from core.models import Unit
+from core.models import Unit, User
 from core.users import Principal
 from profiles.schemas import UnitProfile
 from profiles.store import (
@@ -172,6 +187,21 @@ def list_profiles(
             out.append(built["profiles"][(name, chosen)])
     record_read(request, session, user.username, "profiles", None, {"term": term, "n": len(out)})
     return out
+
+
+@router.get(
+    "/profiles/skipped",
+    response_model=SkippedRowsOut,
+    summary="Stored rows left out of the profiles because they cannot be used (researchers, admins)",
+)
+def skipped_rows_route(
+    session: SessionDep, user: User = require_role("researcher", "admin")
+) -> SkippedRowsOut:
+    from profiles.store import ROW_KINDS
+
+    built = profile_service.build(session)
+    counts = {kind: int(built.get("skipped", {}).get(kind, 0)) for kind in ROW_KINDS}
+    return SkippedRowsOut(**counts, total=sum(counts.values()))
 
 
 @router.post(

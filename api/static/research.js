@@ -140,7 +140,10 @@ function fitSections(r) {
 
 function render() {
   if (!loaded) return;
-  $("research").replaceChildren(modelsSection(loaded.models), agreementSection(loaded.agreement), ...fitSections(loaded.fit));
+  const skipped = loaded.skipped && loaded.skipped.ok && loaded.skipped.data.total > 0
+    ? [el("p", { class: "banner warn", id: "skipped-rows" }, t("skipped_rows", { n: loaded.skipped.data.total, ...loaded.skipped.data }))]
+    : [];
+  $("research").replaceChildren(...skipped, modelsSection(loaded.models), agreementSection(loaded.agreement), ...fitSections(loaded.fit));
 }
 
 function renderHeader() {
@@ -170,12 +173,13 @@ async function main() {
     return;
   }
   $("research").replaceChildren(el("p", { class: "muted" }, t("loading")));
-  const [models, agreement, fit] = await Promise.all([
+  const [models, agreement, fit, skipped] = await Promise.all([
     getJSON("/api/models"),
     getJSON("/api/annotations/agreement"),
     getJSON("/api/assessment/fit"),
+    getJSON("/api/profiles/skipped"),
   ]);
-  loaded = { models, agreement, fit };
+  loaded = { models, agreement, fit, skipped };
   render();
 }
 

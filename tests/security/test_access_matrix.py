@@ -103,6 +103,7 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     ("GET", "/api/assessment/fit"): {**RESEARCH, "researcher": (404, 404), "admin": (404, 404)},
     # asked with ?unit_id= of the own or the other unit
     ("GET", "/api/profiles/export"): READ_OWN,
+    ("GET", "/api/profiles/skipped"): RESEARCH,
     ("GET", "/api/audit"): ADMIN_ONLY,
     ("GET", "/api/units/{unit_id}/export"): ADMIN_ONLY,
 }
