@@ -52,16 +52,31 @@ def doctor(
         10, help="never repair files younger than this (minutes): a live upload may own them"
     ),
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON on stdout"),
+    fix: bool = typer.Option(
+        False,
+        "--fix",
+        help="delete stored rows whose date, term or age band lies outside what is accepted "
+        "(dates 2000-01-01 to tomorrow); audited",
+    ),
 ) -> None:
-    """Check (and with --repair fix) consistency between the database and the stored images.
+    """Check (and with --repair fix) consistency between the database and the stored images;
+    list (and with --fix delete) stored rows the profiles cannot use.
 
-    Exit code 0 when consistent (after repair, if asked), 1 otherwise.
+    Exit code 0 when consistent and no unusable row is left (after repair/fix, if asked), 1
+    otherwise.
     """
-    from core.doctor import check_consistency
+    from core.doctor import check_consistency, find_unusable_rows, remove_unusable_rows
     from core.storage import get_store
 
     factory = _factory()
     with factory() as session:
+        unusable = find_unusable_rows(session)
+        removed = (
+            remove_unusable_rows(session, get_store(), unusable, actor="spira doctor --fix")
+            if fix and unusable
+            else 0
+        )
+        left = find_unusable_rows(session) if fix else unusable
         report = check_consistency(
             session,
             get_store(),
@@ -78,12 +93,21 @@ def doctor(
         data = report.as_dict()
         if repair:
             data["after_repair"] = after.as_dict()
+        data["unusable_rows"] = [vars(r) for r in unusable]
+        data["unusable_rows_removed"] = removed
         print(json.dumps(data, indent=2))
     else:
         console.print(report.summary())
         if repair:
             console.print("after repair: " + after.summary().splitlines()[-1])
-    if not (after if repair else report).consistent:
+        console.print(
+            f"stored rows the profiles cannot use: {len(unusable)}"
+            + (f" (deleted: {removed})" if removed else "")
+            + ("" if fix or not unusable else "; `spira doctor --fix` deletes them")
+        )
+        for r in unusable[:50]:
+            console.print(f"  {r.table} {r.id} (unit {r.unit_id}): {r.reason}", markup=False)
+    if not (after if repair else report).consistent or left:
         raise typer.Exit(1)
 
 

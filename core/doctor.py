@@ -15,7 +15,7 @@ server never deletes the blob of an upload whose row is about to be committed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,3 +182,128 @@ def check_consistency(
                         path.unlink(missing_ok=True)
                         report.repaired_orphans += 1
     return report
+
+
+# ---- rows profiles cannot use (issue 20) -----------------------------------------------------------
+
+
+@dataclass
+class UnusableRow:
+    """A stored row outside what clients may send today: a date or term outside the window of
+    :func:`core.domain.date_problem`, or an unknown age band. Profiles leave such rows out."""
+
+    table: str  # "photo", "sheet", "context", "retained"
+    id: str
+    unit_id: int
+    reason: str
+
+
+def _row_reason(
+    *, term: str, day: date | None = None, age_band: str | None = None, field_name: str = "date"
+) -> str | None:
+    from core.domain import AGE_BANDS, date_problem, term_problem
+
+    if day is not None:
+        problem = date_problem(day, field_name)
+        if problem:
+            return problem
+    problem = term_problem(term)
+    if problem:
+        return problem
+    if age_band is not None and age_band not in AGE_BANDS:
+        return f"age band {age_band!r} is not one of {', '.join(AGE_BANDS)}"
+    return None
+
+
+def find_unusable_rows(session: Session) -> list[UnusableRow]:
+    """Every stored photo, response sheet, organisational-data row and retained aggregate whose
+    date, term or age band lies outside what is accepted today (see :class:`UnusableRow`)."""
+    from core.models import ResponseSheet, RetainedAggregate, UnitContext
+
+    found: list[UnusableRow] = []
+    for pid, unit_id, term, day, band in session.execute(
+        select(Photo.id, Photo.unit_id, Photo.term, Photo.captured_on, Photo.age_band)
+    ):
+        reason = _row_reason(term=term, day=day, age_band=band, field_name="captured_on")
+        if reason:
+            found.append(UnusableRow("photo", pid, unit_id, reason))
+    for sid, unit_id, term, day, band in session.execute(
+        select(
+            ResponseSheet.id,
+            ResponseSheet.unit_id,
+            ResponseSheet.term,
+            ResponseSheet.rated_on,
+            ResponseSheet.age_band,
+        )
+    ):
+        reason = _row_reason(term=term, day=day, age_band=band, field_name="rated_on")
+        if reason:
+            found.append(UnusableRow("sheet", sid, unit_id, reason))
+    for cid, unit_id, term in session.execute(
+        select(UnitContext.id, UnitContext.unit_id, UnitContext.term)
+    ):
+        reason = _row_reason(term=term)
+        if reason:
+            found.append(UnusableRow("context", str(cid), unit_id, reason))
+    for rid, unit_id, term, band in session.execute(
+        select(
+            RetainedAggregate.id,
+            RetainedAggregate.unit_id,
+            RetainedAggregate.term,
+            RetainedAggregate.age_band,
+        )
+    ):
+        reason = _row_reason(term=term, age_band=band)
+        if reason:
+            found.append(UnusableRow("retained", str(rid), unit_id, reason))
+    return found
+
+
+def remove_unusable_rows(
+    session: Session, store: BlobStore, rows: list[UnusableRow], *, actor: str | None
+) -> int:
+    """Delete ``rows`` (from :func:`find_unusable_rows`): photos with their files (as a deletion
+    does), sheets with their ratings, context rows and retained aggregates; one audit event per
+    row (action ``delete``, the reason). Commits; returns how many were removed."""
+    from sqlalchemy import delete
+
+    from core.audit import record
+    from core.models import Rating, ResponseSheet, RetainedAggregate, UnitContext
+    from core.retention import delete_photos
+
+    photos = [session.get(Photo, r.id) for r in rows if r.table == "photo"]
+    models: dict[str, Any] = {
+        "sheet": ResponseSheet,
+        "context": UnitContext,
+        "retained": RetainedAggregate,
+    }
+    removed = 0
+    for row in rows:
+        if row.table == "photo":
+            continue
+        key: Any = row.id if row.table == "sheet" else int(row.id)
+        if row.table == "sheet":
+            session.execute(delete(Rating).where(Rating.sheet_id == key))
+        model = models[row.table]
+        session.execute(delete(model).where(model.id == key))
+        record(
+            session,
+            actor,
+            "delete",
+            row.table,
+            row.id,
+            {"unit_id": row.unit_id, "reason": f"spira doctor --fix: {row.reason}"},
+        )
+        removed += 1
+    session.commit()
+    present = [p for p in photos if p is not None]
+    if present:
+        delete_photos(
+            session,
+            store,
+            present,
+            actor=actor,
+            reason="spira doctor --fix: date, term or age band outside what is accepted",
+        )
+        removed += len(present)
+    return removed
