@@ -1,47 +1,73 @@
-"""Many-facet partial credit model (Linacre's many-facet Rasch model with Masters' partial credit).
+"""Many-facet partial credit model with sheets nested in units (marginal maximum likelihood).
 
 For a rating of sheet ``s`` by rater ``r`` on rubric item ``i`` (levels ``0..K_i``)::
 
     log P(X = k) / P(X = k - 1) = theta_s - delta_ik - rho_r,      k = 1..K_i
 
 ``theta_s`` is the ability shown on the response sheet, ``delta_ik`` the k-th step threshold of the
-item, ``rho_r`` the rater's severity, all in logits.
+item, ``rho_r`` the rater's severity, all in logits (Linacre's many-facet model with Masters'
+partial credit).
 
-Estimation: penalised joint maximum likelihood (JML)
-----------------------------------------------------
-Why JML and not marginal ML: the facets are crossed in an arbitrary, sparse, unbalanced way (each
-sheet one case, one to a few raters), and the item and rater steps need no integration when sheet
-abilities are parameters. Every Newton step is then a handful of ``np.bincount`` sums over the rating
-arrays, so 100 000 ratings fit in about a second, whereas MML needs a (ratings x quadrature nodes)
-array in every E- and M-step. Raters are fixed facets in both approaches anyway.
+The field's design, and why the sheets are not free parameters
+--------------------------------------------------------------
+In preschool one educator presents a case to a child of their own unit and rates the response
+once. With a free ability per sheet (joint ML), a lenient educator and an able unit are the same
+thing to the likelihood: every sheet of the educator can absorb the severity. So each sheet belongs
+to its unit and term::
 
-Two known weaknesses of plain JML are handled explicitly:
+    theta_s = mu_g + sigma * z_s,    z_s ~ N(0, 1),    g = (unit, term) of the sheet
 
-* **Extreme sheets** (all lowest or all highest levels) have infinite ML abilities. Every sheet
-  ability gets a weak normal penalty ``N(mu, theta_prior_sd**2)`` (``mu`` = mean sheet ability), the
-  "epsilon adjustment" made principled: extreme sheets get finite, ordered estimates and sheets with
-  data are barely moved (the penalty adds ``1 / theta_prior_sd**2`` = 0.11 to an information that is
-  typically 1-10).
-* **Disconnected cases.** A sheet answers exactly one case, so the items of different cases never
-  meet on the same sheet: adding ``c`` to the abilities of a case's sheets and to that case's
-  thresholds leaves the likelihood unchanged. The common prior resolves this the way MML's common
-  population does: each case's sheets get the same mean ability (cases are assumed to be handed out
-  independently of ability). The fit applies that optimum exactly after every sweep. Where cases
-  are not handed out at random, anchor the items from a calibration where they were.
+``mu_g`` (the unit's ability in the term) is a fixed effect, ``sigma`` the within-unit spread of
+sheet abilities, estimated. Severities are then separated from units wherever the design links
+them: an educator who rates in several units, units with several educators who also rate
+elsewhere, or **calibration responses** (written responses every educator rates; ratings with an
+empty ``unit``). A calibration sheet has its own fixed ability, outside any unit.
 
-The remaining JML bias (thresholds spread out by roughly ``L / (L - 1)`` for ``L`` ratings per
-sheet) is corrected with Wright's factor when ``bias_correction=True`` (default): thresholds and
-severities are multiplied by ``(L - 1) / L`` with ``L`` the mean number of ratings per sheet, and
-the sheet abilities are then re-estimated given them, so abilities, anchors and fit statistics
-agree. Anchored fits are not corrected (the anchors carry the reference fit's scale). It matters
-only with short sheets; correlations and rankings are unaffected. JML mean-squares sit somewhat
-below 1 for the same reason (each sheet's own ability absorbs part of its residual variance).
+Estimation: marginal maximum likelihood. The sheet deviations ``z_s`` are integrated out by
+Gauss-Hermite quadrature (``n_nodes`` nodes, default 15) around each sheet's unit mean; the
+marginal log-likelihood of thresholds, severities, unit means, ``log sigma`` and calibration
+abilities is maximised by L-BFGS-B with its analytic gradient (Fisher's identity: the gradient is
+the posterior-weighted complete-data score). One evaluation is a few (ratings x nodes x levels)
+array operations, so 100 000 ratings fit in a few seconds. Two weak penalties make the fit unique
+where the data cannot: severities get a ``N(0, severity_prior_sd**2)`` penalty (1 logit by default:
+it adds 1 to an information of 20-2 000 per rater, so it barely moves a linked rater, and it puts
+the mean severity of a block of raters that nothing links to the rest at 0), and calibration
+abilities a ``N(0, 3**2)`` one (finite values for all-lowest or all-highest responses).
 
-Identification: mean item difficulty (mean of an item's thresholds) is 0 and mean rater severity is
-0, unless those facets are anchored. Standard errors are the model (information-based) errors of
-each parameter given the others, as in Facets and Winsteps. Fit: infit (information-weighted) and
-outfit (unweighted) mean-squares of standardised residuals per item and per rater; values near 1 fit,
-above about 1.5 mean noisy ratings, below about 0.5 redundant ones.
+Identification: mean item difficulty (mean of an item's thresholds) 0 and mean severity 0, unless
+those facets are anchored (anchored fits keep the reference scale). Cases are linked through the
+unit means: the sheets of one unit and term share ``mu_g`` whatever the case (cases are assumed to
+be handed out independently of ability within a unit).
+
+What the fit reports
+--------------------
+* Sheet abilities: posterior means (EAP) and posterior SDs. The mean EAP of a unit's sheets equals
+  ``mu_g`` (the score equation of ``mu_g``), so :func:`assessment.units.unit_abilities` gets the
+  unit figure from them; its SE comes from each sheet's observed (Louis) information about its unit
+  mean (``unit_info`` in :meth:`ManyFacetPCM.sheet_table`), not from the spread of the shrunken EAPs.
+* Standard errors: observed information by Louis' formula per sheet (severities and unit means;
+  this includes the uncertainty from not knowing each child's ability) and the complete-data
+  information for thresholds, each given the other parameters.
+* Fit: infit and outfit mean-squares with each rating's expected value and variance from the
+  leave-one-out posterior predictive (the sheet's other ratings and its unit's distribution). Under
+  the model ``(x - E)**2 / Var`` then has expectation exactly 1; residuals against the sheet's own
+  posterior mean or a JML ability sit below 1 (measured 0.75-0.8 with three ratings per sheet).
+  Values near 1 fit, above about 1.5 mean noisy ratings, below about 0.5 redundant ones.
+* Connectedness (:attr:`ManyFacetPCM.confounded_`): a bipartite graph with raters on one side and
+  unit-terms and calibration sheets on the other, an edge wherever a rater rated there. Its
+  connected components are the blocks whose severities are comparable. If one component holds more
+  than half of the raters it is the reference; every rater-unit pair outside it (all pairs when no
+  component has a majority) is *confounded*: the block's mean severity cannot be told from its
+  units' abilities. Those units' ``unit_confound_var`` = ``tau**2 / n_block_raters`` widens their
+  interval, with ``tau**2`` the spread of severities estimated within components (pooled variance
+  around the component means minus the mean squared SE), i.e. the uncertainty about where the
+  block's mean severity lies.
+
+Recovery (``python bench/assessment.py``, 40 units x 50 sheets, 4 cases x 3 items, 5 seeds; the
+figures are in BENCHMARKS.md): see the Assessment section there; in summary the fit beats the
+unit-centred mean rating (raters) and the raw unit mean (units) in the one-educator-per-sheet
+designs, warns for every rater-unit pair in the unlinked design and its widened unit intervals
+cover the truth at their nominal rate.
 """
 
 from __future__ import annotations
@@ -53,13 +79,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.sparse import coo_matrix
+from scipy.optimize import minimize
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 ItemKey = tuple[str, str]  # (case, rubric item)
-
-#: Largest move of any parameter in one Newton step (logits); keeps early steps from overshooting.
-_MAX_STEP = 1.0
 
 
 class ModelFitWarning(UserWarning):
@@ -79,59 +103,88 @@ class Anchors:
     severity: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Confounded:
+    """A rater whose severity cannot be told from the ability of a unit they rated in."""
+
+    rater: str
+    unit: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "code": "rater_unit_confounded",
+            "rater": self.rater,
+            "unit": self.unit,
+            "message": self.message,
+        }
+
+
 def _category_probabilities(
     eta: np.ndarray, item_idx: np.ndarray, cum_delta: np.ndarray
 ) -> np.ndarray:
-    """Category probabilities of every rating, shape (n_ratings, K_max + 1).
+    """Category probabilities, shape eta.shape + (K_max + 1,).
 
-    ``eta`` = theta - rho per rating (logits); ``cum_delta[i, k]`` = sum of the first k thresholds
-    of item i, +inf for levels the item does not have (their probability is then exactly 0).
+    ``eta`` = theta - rho per rating (logits; shape (n,) or (n, nodes)); ``cum_delta[i, k]`` = sum
+    of the first k thresholds of item i, +inf for levels the item does not have (probability 0).
     """
     n_cat = cum_delta.shape[1]
-    logits = eta[:, None] * np.arange(n_cat) - cum_delta[item_idx]
-    logits -= logits.max(axis=1, keepdims=True)
+    cd = cum_delta[item_idx]
+    if eta.ndim == 2:
+        cd = cd[:, None, :]
+    logits = eta[..., None] * np.arange(n_cat) - cd
+    logits -= logits.max(axis=-1, keepdims=True)
     np.exp(logits, out=logits)
-    logits /= logits.sum(axis=1, keepdims=True)
+    logits /= logits.sum(axis=-1, keepdims=True)
     return logits
 
 
+def _is_blank(values: pd.Series) -> np.ndarray:
+    text = values.astype(object).where(values.notna(), "")
+    return (text.astype(str).str.strip() == "").to_numpy()
+
+
 class ManyFacetPCM:
-    """Many-facet partial credit model estimated by penalised JML (see the module docstring).
+    """Many-facet partial credit model, sheets nested in units, by marginal ML (module docstring).
 
     Parameters
     ----------
-    max_iter: most Newton sweeps (one sweep updates abilities, severities and thresholds).
-    tol: convergence when no parameter moved more than this in a sweep (logits).
+    max_iter: most L-BFGS iterations.
+    tol: convergence tolerance on the projected gradient (log-likelihood units).
     anchors: fixed item thresholds and rater severities from a reference fit (an :class:`Anchors`
-        or a fitted :class:`ManyFacetPCM`). Anchored facets are not centred, so the new sheet
-        abilities are on the reference scale.
-    theta_prior_sd: SD of the weak normal penalty on sheet abilities (logits).
-    bias_correction: apply Wright's (L - 1) / L JML correction to thresholds and severities.
+        or a fitted :class:`ManyFacetPCM`). Anchored facets are not centred, so the new unit and
+        sheet abilities are on the reference scale.
+    theta_prior_sd: SD of the weak normal penalty on calibration-sheet abilities (logits).
+    severity_prior_sd: SD of the weak normal penalty on severities (logits).
+    n_nodes: Gauss-Hermite nodes for the sheet deviations.
 
     Learned attributes (after :meth:`fit`)
     --------------------------------------
-    item_keys_: list of (case, item); row order of the item arrays.
-    item_levels_: the original levels used by each item (after collapsing unused ones).
-    thresholds_, thresholds_se_: (n_items, max_steps) step thresholds and SEs, NaN-padded.
-    item_difficulty_: mean threshold per item. item_infit_, item_outfit_, item_n_.
-    raters_: rater ids. severity_, severity_se_, rater_infit_, rater_outfit_, rater_n_.
-    sheets_: sheet ids. ability_, ability_se_, sheet_extreme_ (all-lowest or all-highest sheet).
-    converged_, n_iter_, warnings_ (list of str, also issued as :class:`ModelFitWarning`).
+    item_keys_, item_levels_, thresholds_, thresholds_se_, item_difficulty_, item_infit_,
+    item_outfit_, item_n_, item_anchored_: per rubric item ((case, item) order).
+    raters_, severity_, severity_se_, rater_infit_, rater_outfit_, rater_n_, rater_anchored_.
+    sheets_, ability_ (EAP; calibration sheets: their fitted ability), ability_se_,
+    sheet_extreme_, sheet_calibration_.
+    groups_ (list of (unit, term)), unit_mean_, unit_mean_se_, unit_confound_var_, sigma_.
+    tau_: spread of severities (SD) estimated within linked blocks.
+    confounded_: list of :class:`Confounded`. converged_, n_iter_, warnings_ (list of str).
     """
 
     def __init__(
         self,
-        max_iter: int = 300,
-        tol: float = 1e-4,
+        max_iter: int = 500,
+        tol: float = 1e-3,
         anchors: Anchors | ManyFacetPCM | None = None,
         theta_prior_sd: float = 3.0,
-        bias_correction: bool = True,
+        severity_prior_sd: float | None = None,
+        n_nodes: int = 15,
     ) -> None:
         self.max_iter = max_iter
         self.tol = tol
         self.anchors = anchors
         self.theta_prior_sd = theta_prior_sd
-        self.bias_correction = bias_correction
+        self.severity_prior_sd = severity_prior_sd
+        self.n_nodes = n_nodes
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -140,13 +193,20 @@ class ManyFacetPCM:
         *,
         on_iteration: Callable[[int, float], None] | None = None,
     ) -> ManyFacetPCM:
-        """Fit to a ratings frame with columns sheet_id, rater, case, item, level.
+        """Fit to a ratings frame with columns sheet_id, rater, case, item, level (and unit, term).
 
-        ``on_iteration(iteration, largest_change)`` is called after every sweep (for progress
-        displays). Returns self.
+        Rows with an empty ``unit`` are calibration ratings (the sheet is a calibration response).
+        Without a ``unit`` column all sheets of a term form one group. ``on_iteration(iteration,
+        objective)`` is called after every L-BFGS iteration. Returns self.
         """
-        if self.max_iter < 1 or self.tol <= 0 or self.theta_prior_sd <= 0:
-            raise ValueError("max_iter must be >= 1, tol and theta_prior_sd > 0")
+        if (
+            self.max_iter < 1
+            or self.tol <= 0
+            or self.theta_prior_sd <= 0
+            or (self.severity_prior_sd is not None and self.severity_prior_sd <= 0)
+            or self.n_nodes < 3
+        ):
+            raise ValueError("max_iter must be >= 1, n_nodes >= 3, tol and the prior SDs > 0")
         missing = {"sheet_id", "rater", "case", "item", "level"} - set(ratings.columns)
         if missing:
             raise ValueError(f"ratings lack column(s): {', '.join(sorted(missing))}")
@@ -167,6 +227,38 @@ class ManyFacetPCM:
         raw_level = ratings["level"].to_numpy(dtype=np.int64)
         if (raw_level < 0).any():
             raise ValueError("levels must be >= 0")
+        n_items, n_raters, n_sheets = len(keys), len(raters), len(sheets)
+
+        # Sheets: calibration (empty unit) or nested in a (unit, term) group.
+        if "unit" in ratings.columns:
+            blank = _is_blank(ratings["unit"])
+            unit_text = ratings["unit"].astype(object).where(~blank, "").astype(str).to_numpy()
+        else:
+            blank = np.zeros(len(ratings), dtype=bool)
+            unit_text = np.full(len(ratings), "", dtype=object)
+        term_text = (
+            ratings["term"].astype(str).to_numpy()
+            if "term" in ratings.columns
+            else np.full(len(ratings), "", dtype=object)
+        )
+        is_cal = np.zeros(n_sheets, dtype=bool)
+        is_cal[sheet_codes[blank]] = True
+        group_codes, group_index = pd.factorize(
+            pd.MultiIndex.from_arrays([unit_text, term_text]), sort=True
+        )
+        sheet_group = np.full(n_sheets, -1, dtype=np.int64)
+        sheet_group[sheet_codes[~blank]] = group_codes[~blank]
+        groups = [(str(u), str(t)) for u, t in group_index]
+        # Renumber the groups that hold regular sheets 0..G-1.
+        used_groups = np.unique(sheet_group[~is_cal])
+        group_map = np.full(len(groups), -1, dtype=np.int64)
+        group_map[used_groups] = np.arange(len(used_groups))
+        groups = [groups[g] for g in used_groups]
+        sheet_group = np.where(is_cal, -1, group_map[np.maximum(sheet_group, 0)])
+        n_groups = len(groups)
+        cal_codes = np.full(n_sheets, -1, dtype=np.int64)
+        cal_codes[is_cal] = np.arange(int(is_cal.sum()))
+        n_cal = int(is_cal.sum())
 
         x, item_levels, item_fixed = self._collapse_levels(item_codes, raw_level, keys, anchors)
         n_steps = np.array([len(lv) - 1 for lv in item_levels])
@@ -176,186 +268,447 @@ class ManyFacetPCM:
         if not usable.any():
             raise ValueError("no rubric item has two or more levels used; nothing to estimate")
         s, r, it, x = sheet_codes[usable], rater_codes[usable], item_codes[usable], x[usable]
-        n_items, n_raters, n_sheets = len(keys), len(raters), len(sheets)
         k_max = max(int(n_steps.max()), 1)
         step_valid = np.arange(1, k_max + 1)[None, :] <= n_steps[:, None]  # (n_items, k_max)
+        n_valid = int(step_valid.sum())
+        ks = np.arange(k_max + 1, dtype=float)
 
-        # Starting values and anchors.
-        delta = np.where(
-            step_valid, np.linspace(-1.0, 1.0, k_max)[None, :] if k_max > 1 else 0.0, 0.0
+        # Regular ratings (integrated over the sheet deviation) and calibration ratings.
+        reg = ~is_cal[s]
+        reg_sheets, sr = np.unique(s[reg], return_inverse=True)
+        n_rs = len(reg_sheets)
+        gr, rr, ir, xr = sheet_group[reg_sheets][sr], r[reg], it[reg], x[reg]
+        cc, rc, ic, xc = cal_codes[s[~reg]], r[~reg], it[~reg], x[~reg]
+        n_reg = len(xr)
+        combo, combo_key = pd.factorize(
+            (gr.astype(np.int64) * n_raters + rr) * n_items + ir, sort=False
         )
-        rho = np.zeros(n_raters)
-        rater_fixed = np.zeros(n_raters, dtype=bool)
-        if anchors is not None:
-            for i in np.flatnonzero(item_fixed):
-                delta[i, : n_steps[i]] = anchors.thresholds[keys[i]][1]
-            for j, rater in enumerate(raters):
-                if rater in anchors.severity:
-                    rho[j] = anchors.severity[rater]
-                    rater_fixed[j] = True
-        centre_items = not item_fixed.any()
-        centre_raters = not rater_fixed.any()
-        case_codes, _ = pd.factorize(pd.Index([k[0] for k in keys]))
-        n_cases = int(case_codes.max()) + 1
-        sheet_case = np.zeros(n_sheets, dtype=np.int64)
-        sheet_case[s] = case_codes[it]
-        rated = np.zeros(n_sheets, dtype=bool)
-        rated[s] = True
-        case_sheets = np.bincount(sheet_case[rated], minlength=n_cases)
-        case_anchored = (
-            np.bincount(case_codes, weights=item_fixed, minlength=case_codes.max() + 1) > 0
+        combo_key = np.asarray(combo_key, dtype=np.int64)
+        ci = combo_key % n_items
+        cr = (combo_key // n_items) % n_raters
+        cg = combo_key // (n_items * n_raters)
+        b_combo = csr_matrix(
+            (np.ones(n_reg), (combo, np.arange(n_reg))), shape=(len(combo_key), n_reg)
         )
-
-        self._check_connected(s, r, n_sheets, n_raters)
-
-        # Observed sufficient statistics.
-        obs_sheet = np.bincount(s, weights=x, minlength=n_sheets)
-        obs_rater = np.bincount(r, weights=x, minlength=n_raters)
+        x_group = np.bincount(gr, weights=xr, minlength=n_groups)
+        x_rater_reg = np.bincount(rr, weights=xr, minlength=n_raters)
+        a_reg = csr_matrix((np.ones(n_reg), (sr, np.arange(n_reg))), shape=(n_rs, n_reg))
+        nodes, node_w = np.polynomial.hermite_e.hermegauss(self.n_nodes)
+        log_node_w = np.log(node_w / node_w.sum())
         ge_obs = np.stack(
             [np.bincount(it, weights=(x >= j), minlength=n_items) for j in range(1, k_max + 1)], 1
         )
+        xc_idx = xc[:, None]
+
+        # Anchors, starting values, bounds.
+        delta0 = np.where(
+            step_valid, np.linspace(-1.0, 1.0, k_max)[None, :] if k_max > 1 else 0.0, 0.0
+        )
+        rho0 = np.zeros(n_raters)
+        rater_fixed = np.zeros(n_raters, dtype=bool)
+        if anchors is not None:
+            for i in np.flatnonzero(item_fixed):
+                delta0[i, : n_steps[i]] = anchors.thresholds[keys[i]][1]
+            for j, rater in enumerate(raters):
+                if rater in anchors.severity:
+                    rho0[j] = anchors.severity[rater]
+                    rater_fixed[j] = True
+        centre_items = not item_fixed.any()
+        centre_raters = not rater_fixed.any()
         max_sheet = np.bincount(s, weights=n_steps[it], minlength=n_sheets)
-        extreme = (obs_sheet == 0) | (obs_sheet == max_sheet)
-        # Start abilities from the sheet's mean proportion of the maximum, on a logit scale.
+        obs_sheet = np.bincount(s, weights=x, minlength=n_sheets)
         prop = (obs_sheet + 0.5) / (max_sheet + 1.0)
-        theta = np.log(prop / (1 - prop))
-        prec = 1.0 / self.theta_prior_sd**2
+        start_theta = np.log(prop / (1 - prop))
+        mu0 = np.zeros(n_groups)
+        if n_groups:
+            cnt = np.bincount(sheet_group[reg_sheets], minlength=n_groups)
+            mu0 = np.bincount(
+                sheet_group[reg_sheets], weights=start_theta[reg_sheets], minlength=n_groups
+            ) / np.maximum(cnt, 1)
+        sections = np.cumsum([n_valid, n_raters, n_groups, 1])
+        p0 = np.concatenate([delta0[step_valid], rho0, mu0, [0.0], start_theta[is_cal]])
+        bounds: list[tuple[float | None, float | None]] = []
+        item_step_fixed = np.broadcast_to(item_fixed[:, None], step_valid.shape)[step_valid]
+        bounds += [
+            (v, v) if f else (None, None)
+            for v, f in zip(p0[:n_valid], item_step_fixed, strict=True)
+        ]
+        bounds += [(v, v) if f else (None, None) for v, f in zip(rho0, rater_fixed, strict=True)]
+        bounds += [(None, None)] * n_groups + [(math.log(0.05), math.log(5.0))]
+        bounds += [(None, None)] * n_cal
+        if n_groups == 0:
+            bounds[sections[2]] = (0.0, 0.0)  # no regular sheets: sigma plays no part
+        steps_of = np.broadcast_to(n_steps[:, None], step_valid.shape)[step_valid]
+        n_centred = max(int((n_steps > 0).sum()), 1)
+        item_of_step = np.broadcast_to(np.arange(n_items)[:, None], step_valid.shape)[step_valid]
+        prec_cell = [1.0 / (self.severity_prior_sd or 1.0) ** 2]
+        cal_prec = 1.0 / self.theta_prior_sd**2
 
-        def cum_delta_of(d: np.ndarray) -> np.ndarray:
+        def unpack(p: np.ndarray) -> tuple[np.ndarray, ...]:
+            delta = np.zeros((n_items, k_max))
+            delta[step_valid] = p[:n_valid]
+            rho = p[sections[0] : sections[1]]
+            mu = p[sections[1] : sections[2]]
+            sigma = math.exp(p[sections[2]])
+            theta_c = p[sections[3] :]
             cum = np.zeros((n_items, k_max + 1))
-            cum[:, 1:] = np.cumsum(np.where(step_valid, d, 0.0), axis=1)
+            cum[:, 1:] = np.cumsum(delta, axis=1)
             cum[:, 1:][~step_valid] = np.inf
-            return cum
+            return delta, rho, mu, sigma, theta_c, cum
 
-        ks = np.arange(k_max + 1, dtype=float)
-
-        def theta_step(cum: np.ndarray) -> float:
-            """One Newton step on every sheet ability (with the weak normal penalty); largest move."""
-            p = _category_probabilities(theta[s] - rho[r], it, cum)
-            e, v = p @ ks, p @ ks**2
-            v -= e**2
-            g = (
-                obs_sheet
-                - np.bincount(s, weights=e, minlength=n_sheets)
-                - prec * (theta - theta.mean())
-            )
-            h = np.bincount(s, weights=v, minlength=n_sheets) + prec
-            move = np.clip(g / h, -_MAX_STEP, _MAX_STEP)
-            theta[:] += move
-            return float(np.abs(move).max())
-
-        converged = False
-        iteration = 0
-        for iteration in range(1, self.max_iter + 1):
-            old = (theta.copy(), rho.copy(), delta.copy())
-            cum = cum_delta_of(delta)
-
-            theta_step(cum)
-
-            # Rater severities.
-            if not rater_fixed.all():
-                p = _category_probabilities(theta[s] - rho[r], it, cum)
-                e, v = p @ ks, p @ ks**2
-                v -= e**2
-                g = np.bincount(r, weights=e, minlength=n_raters) - obs_rater
-                h = np.bincount(r, weights=v, minlength=n_raters) + 1e-9
-                rho += np.where(rater_fixed, 0.0, np.clip(g / h, -_MAX_STEP, _MAX_STEP))
-
-            # Item thresholds: a full Newton step per item on its (K x K) information matrix.
-            if not item_fixed.all():
-                p = _category_probabilities(theta[s] - rho[r], it, cum)
-                step = self._threshold_step(p, it, ge_obs, step_valid)[0]
-                delta += np.where(item_fixed[:, None], 0.0, step)
-
-            # Move along the directions the likelihood cannot see (see module docstring).
-            mu = theta.mean()
-            shift = mu - np.bincount(sheet_case, weights=theta, minlength=n_cases) / np.maximum(
-                case_sheets, 1
-            )
-            shift[case_anchored | (case_sheets == 0)] = 0.0
-            theta += shift[sheet_case]
-            delta += np.where(step_valid, shift[case_codes][:, None], 0.0)
+        def evaluate(p: np.ndarray, full: bool = False) -> tuple[float, np.ndarray, dict]:
+            delta, rho, mu, sigma, theta_c, cum = unpack(p)
+            out: dict = {}
+            nll = 0.0
+            g_delta = ge_obs.astype(float).copy()  # sum of 1[x >= j] - P(X >= j) = -dlogL/ddelta
+            sev_prec = prec_cell[0]
+            g_rho = sev_prec * rho
+            g_mu = np.zeros(n_groups)
+            g_ls = 0.0
+            g_cal = cal_prec * theta_c
+            nll += 0.5 * sev_prec * float(rho @ rho) + 0.5 * cal_prec * float(theta_c @ theta_c)
+            if n_reg:
+                # Probabilities per (unit-term, rater, item) combination and node, not per rating.
+                eta = (mu[cg] - rho[cr])[:, None] + sigma * nodes[None, :]
+                logits = eta[..., None] * ks - cum[ci][:, None, :]
+                top = logits.max(axis=-1, keepdims=True)
+                prob = np.exp(logits - top)
+                z = prob.sum(axis=-1, keepdims=True)
+                prob /= z
+                log_prob = logits - top - np.log(z)
+                logp = log_prob.transpose(0, 2, 1)[combo, xr]  # (ratings, nodes)
+                ll_sq = a_reg @ logp + log_node_w
+                m = ll_sq.max(axis=1, keepdims=True)
+                lse = m[:, 0] + np.log(np.exp(ll_sq - m).sum(axis=1))
+                nll -= float(lse.sum())
+                w_sq = np.exp(ll_sq - lse[:, None])
+                w = w_sq[sr]
+                wc = b_combo @ w  # posterior weight of every combination and node
+                e_k = prob @ ks
+                ew = (wc * e_k).sum(axis=1)
+                g_mu -= x_group - np.bincount(cg, weights=ew, minlength=n_groups)
+                g_ls -= sigma * float(xr @ (w @ nodes) - ((wc * e_k) @ nodes).sum())
+                g_rho += x_rater_reg - np.bincount(cr, weights=ew, minlength=n_raters)
+                gbar = np.einsum("cq,cqk->ck", wc, prob)[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+                for j in range(k_max):
+                    g_delta[:, j] -= np.bincount(ci, weights=gbar[:, j], minlength=n_items)
+                if full:
+                    ge = np.cumsum(prob[..., ::-1], axis=-1)[..., ::-1][..., 1:]
+                    out.update(
+                        prob=prob[combo], logp=logp, w_sq=w_sq, w=w, e_k=e_k[combo], ge=ge[combo]
+                    )
+            if n_cal:
+                eta_c = theta_c[cc] - rho[rc]
+                prob_c = _category_probabilities(eta_c, ic, cum)
+                lp = np.log(np.maximum(np.take_along_axis(prob_c, xc_idx, 1)[:, 0], 1e-300))
+                nll -= float(lp.sum())
+                res_c = xc - prob_c @ ks
+                g_cal -= np.bincount(cc, weights=res_c, minlength=n_cal)
+                g_rho += np.bincount(rc, weights=res_c, minlength=n_raters)
+                ge_c = np.cumsum(prob_c[:, ::-1], axis=1)[:, ::-1][:, 1:]
+                for j in range(k_max):
+                    g_delta[:, j] -= np.bincount(ic, weights=ge_c[:, j], minlength=n_items)
+                if full:
+                    out.update(prob_c=prob_c, ge_c=ge_c)
+            g_d = g_delta[step_valid]  # gradient of the negative log-likelihood
             if centre_items:
-                m = (delta.sum(1) / n_steps.clip(1))[n_steps > 0].mean()
-                delta -= np.where(step_valid, m, 0.0)
-                theta -= m
-            if centre_raters:
-                m = rho.mean()
-                rho -= m
-                theta -= m
+                difficulty = np.bincount(item_of_step, weights=p[:n_valid] / steps_of)
+                c = float(difficulty[n_steps > 0].sum()) / n_centred
+                nll += 0.5 * c * c
+                g_d = g_d + c / (n_centred * steps_of)
+            grad = np.concatenate([g_d, g_rho, g_mu, [g_ls], g_cal])
+            return nll, grad, out
 
-            change = max(
-                float(np.abs(theta - old[0]).max()),
-                float(np.abs(rho - old[1]).max()),
-                float(np.abs(delta - old[2]).max()),
-            )
+        iteration = [0]
+
+        def callback(p: np.ndarray) -> None:
+            iteration[0] += 1
             if on_iteration is not None:
-                on_iteration(iteration, change)
-            if change < self.tol:
-                converged = True
-                break
+                on_iteration(iteration[0], float(evaluate(p)[0]))
+
+        def run(start: np.ndarray) -> object:
+            return minimize(
+                lambda p: evaluate(p)[:2],
+                start,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                callback=callback,
+                options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-13, "maxcor": 20},
+            )
+
+        result = run(p0)
+        if self.severity_prior_sd is None:
+            # Empirical Bayes: raters as a random facet, N(0, tau**2) with tau the spread of the
+            # first fit's severities within the blocks that compare them; then refit from there.
+            rater_comp = self._components(s, r, sheet_group, is_cal, cal_codes, n_groups, n_raters)[
+                0
+            ]
+            rho1 = result.x[sections[0] : sections[1]]
+            free = ~rater_fixed
+            frame = pd.DataFrame({"c": rater_comp[free], "rho": rho1[free]})
+            dev = frame["rho"] - frame.groupby("c")["rho"].transform("mean")
+            dof = len(frame) - frame["c"].nunique()
+            if dof > 0:
+                tau2 = max(float((dev**2).sum()) / dof, 0.1**2)
+                prec_cell[0] = 1.0 / tau2
+                nit = result.nit
+                result = run(result.x)
+                result.nit += nit
+        self.severity_prior_sd_ = 1.0 / math.sqrt(prec_cell[0])
+        p = result.x.copy()
+        grad_max = float(np.abs(result.jac).max()) if len(p) else 0.0
+        converged = bool(result.success) or grad_max < 10 * self.tol
         if not converged:
-            self._warn(f"did not converge in {self.max_iter} sweeps")
+            self._warn(f"did not converge in {self.max_iter} iterations ({result.message})")
 
-        if self.bias_correction and centre_items and centre_raters:
-            # Anchored fits keep the reference scale as it is. Otherwise: Wright's correction,
-            # then the sheet abilities again given the corrected thresholds and severities, so
-            # that abilities, anchors and fit statistics all agree.
-            n_per_sheet = np.bincount(s, minlength=n_sheets)
-            length = float(n_per_sheet[n_per_sheet > 0].mean())
-            factor = (length - 1) / length if length > 1 else 1.0
-            delta *= np.where(item_fixed, 1.0, factor)[:, None]
-            rho *= np.where(rater_fixed, 1.0, factor)
-            cum = cum_delta_of(delta)
-            for _ in range(self.max_iter):
-                if theta_step(cum) < self.tol:
-                    break
+        # Exact gauge: mean item difficulty 0, mean severity 0 (the likelihood cannot see them).
+        delta, rho, mu, sigma, theta_c, _ = unpack(p)
+        delta, rho, mu, theta_c = delta.copy(), rho.copy(), mu.copy(), theta_c.copy()
+        if centre_items:
+            shift = float((delta.sum(1) / n_steps.clip(1))[n_steps > 0].mean())
+            delta -= np.where(step_valid, shift, 0.0)
+            mu -= shift
+            theta_c -= shift
+        if centre_raters:
+            shift = float(rho.mean())
+            rho -= shift
+            mu -= shift
+            theta_c -= shift
+        p = np.concatenate([delta[step_valid], rho, mu, [math.log(sigma)], theta_c])
+        _, _, st = evaluate(p, full=True)
 
-        # Final information, SEs and fit statistics at the estimates.
-        cum = cum_delta_of(delta)
-        p = _category_probabilities(theta[s] - rho[r], it, cum)
-        e, v = p @ ks, p @ ks**2
-        v -= e**2
-        _, info = self._threshold_step(p, it, ge_obs, step_valid)
-        cov = np.linalg.inv(info)
-        thr_se = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
-        resid2 = (x - e) ** 2
-        z2 = resid2 / np.maximum(v, 1e-12)
+        # ---------------------------------------------------------------- results at the estimates
+        v_all: list[np.ndarray] = []
+        resid2 = np.zeros(len(x))
+        var_pred = np.ones(len(x))
+        rater_info = np.zeros(n_raters)
+        info = np.zeros((n_items, k_max, k_max))
+        ability = np.zeros(n_sheets)
+        ability_se = np.zeros(n_sheets)
+        unit_info = np.zeros(n_sheets)
+        if n_reg:
+            prob, w, w_sq, e_k, ge = st["prob"], st["w"], st["w_sq"], st["e_k"], st["ge"]
+            v_k = prob @ ks**2 - e_k**2
+            # Sheet abilities: posterior mean and SD around the unit mean.
+            theta_q = mu[sheet_group[reg_sheets]][:, None] + sigma * nodes[None, :]
+            eap = (w_sq * theta_q).sum(1)
+            ability[reg_sheets] = eap
+            ability_se[reg_sheets] = np.sqrt(np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12))
+            # Louis' observed information about the unit mean, per sheet.
+            res = xr[:, None] - e_k
+            s_q, i_q = a_reg @ res, a_reg @ v_k
+            mean_s = (w_sq * s_q).sum(1)
+            unit_info[reg_sheets] = np.maximum(
+                (w_sq * i_q).sum(1) - ((w_sq * s_q**2).sum(1) - mean_s**2), 1e-9
+            )
+            # The same per (sheet, rater) pair for the severities.
+            pair, pair_rater = pd.factorize(sr.astype(np.int64) * n_raters + rr)
+            n_pairs = len(pair_rater)
+            a_pair = csr_matrix((np.ones(n_reg), (pair, np.arange(n_reg))), shape=(n_pairs, n_reg))
+            w_pair = w_sq[np.asarray(pair_rater) // n_raters]
+            sp, ip = a_pair @ res, a_pair @ v_k
+            mp = (w_pair * sp).sum(1)
+            pair_info = (w_pair * ip).sum(1) - ((w_pair * sp**2).sum(1) - mp**2)
+            rater_info += np.bincount(
+                np.asarray(pair_rater) % n_raters, weights=pair_info, minlength=n_raters
+            )
+            # Fit: leave-one-out posterior predictive of every rating.
+            log_loo = np.log(np.maximum(w, 1e-300)) - st["logp"]
+            log_loo -= log_loo.max(axis=1, keepdims=True)
+            loo = np.exp(log_loo)
+            loo /= loo.sum(axis=1, keepdims=True)
+            e_pred = (loo * e_k).sum(1)
+            var_pred[reg] = np.maximum((loo * (v_k + e_k**2)).sum(1) - e_pred**2, 1e-12)
+            resid2[reg] = (xr - e_pred) ** 2
+            for j in range(k_max):
+                for m in range(j, k_max):
+                    cov = (w * (ge[..., m] - ge[..., j] * ge[..., m])).sum(1)
+                    info[:, j, m] += np.bincount(ir, weights=cov, minlength=n_items)
+        if n_cal:
+            prob_c, ge_c = st["prob_c"], st["ge_c"]
+            e_c = prob_c @ ks
+            v_c = prob_c @ ks**2 - e_c**2
+            cal_sheets = np.flatnonzero(is_cal)
+            cal_info = np.bincount(cc, weights=v_c, minlength=n_cal) + cal_prec
+            ability[cal_sheets] = theta_c
+            ability_se[cal_sheets] = 1.0 / np.sqrt(cal_info)
+            rater_info += np.bincount(rc, weights=v_c, minlength=n_raters)
+            var_pred[~reg] = np.maximum(v_c, 1e-12)
+            resid2[~reg] = (xc - e_c) ** 2
+            for j in range(k_max):
+                for m in range(j, k_max):
+                    cov = ge_c[:, m] - ge_c[:, j] * ge_c[:, m]
+                    info[:, j, m] += np.bincount(ic, weights=cov, minlength=n_items)
+        for j in range(k_max):
+            for m in range(j + 1, k_max):
+                info[:, m, j] = info[:, j, m]
+        pair_valid = step_valid[:, :, None] & step_valid[:, None, :]
+        info = np.where(pair_valid, info, 0.0)
+        diag = np.arange(k_max)
+        info[:, diag, diag] += np.where(step_valid, 1e-9, 1.0)
+        cov_thr = np.linalg.inv(info)
+        thr_se = np.sqrt(np.clip(np.diagonal(cov_thr, axis1=1, axis2=2), 0, None))
+        z2 = resid2 / var_pred
+        v_all.append(var_pred)
 
         nan_pad = np.where(step_valid, 1.0, np.nan)
         self.item_keys_ = keys
         self.item_levels_ = item_levels
         self.thresholds_ = delta * nan_pad
         self.thresholds_se_ = np.where(item_fixed[:, None], 0.0, thr_se) * nan_pad
-        # Mean threshold per item; NaN for an item left out (no threshold estimated).
         self.item_difficulty_ = np.where(
             n_steps > 0, delta.sum(axis=1) / np.maximum(n_steps, 1), np.nan
         )
         self.item_n_ = np.bincount(it, minlength=n_items)
-        self.item_infit_, self.item_outfit_ = _mean_squares(it, resid2, v, z2, n_items)
+        self.item_infit_, self.item_outfit_ = _mean_squares(it, resid2, var_pred, z2, n_items)
         self.raters_ = [str(x_) for x_ in raters]
         self.severity_ = rho
-        rater_info = np.bincount(r, weights=v, minlength=n_raters)
         self.severity_se_ = np.where(rater_fixed, 0.0, 1.0 / np.sqrt(np.maximum(rater_info, 1e-12)))
         self.rater_n_ = np.bincount(r, minlength=n_raters)
-        self.rater_infit_, self.rater_outfit_ = _mean_squares(r, resid2, v, z2, n_raters)
+        self.rater_infit_, self.rater_outfit_ = _mean_squares(r, resid2, var_pred, z2, n_raters)
         self.sheets_ = [str(x_) for x_ in sheets]
-        self.ability_ = theta
-        self.ability_se_ = 1.0 / np.sqrt(np.bincount(s, weights=v, minlength=n_sheets) + prec)
-        self.sheet_extreme_ = extreme
+        self.ability_ = ability
+        self.ability_se_ = ability_se
+        self.sheet_extreme_ = (obs_sheet == 0) | (obs_sheet == max_sheet)
+        self.sheet_calibration_ = is_cal
+        self.sheet_unit_info_ = unit_info
         self.item_anchored_ = item_fixed
         self.rater_anchored_ = rater_fixed
+        self.groups_ = groups
+        self.sigma_ = sigma
+        self.unit_mean_ = mu
         self.converged_ = converged
-        self.n_iter_ = iteration
-        self._sheet_meta = ratings.drop_duplicates("sheet_id").assign(
+        self.n_iter_ = int(result.nit)
+
+        # Which rater-unit blocks the design links (module docstring).
+        self._link(s, r, sheet_group, is_cal, cal_codes, n_groups, n_cal, n_raters)
+        self.unit_mean_se_ = 1.0 / np.sqrt(
+            np.maximum(
+                np.bincount(
+                    sheet_group[reg_sheets], weights=unit_info[reg_sheets], minlength=n_groups
+                ),
+                1e-12,
+            )
+            if n_groups
+            else np.zeros(0)
+        )
+        # The unit figure also carries its raters' severity errors (weighted by their share of the
+        # unit's ratings), and for a confounded unit the spread of severities (module docstring).
+        share = np.zeros((n_groups, n_raters))
+        regular = ~is_cal[s]
+        np.add.at(share, (sheet_group[s[regular]], r[regular]), 1.0)
+        share /= np.maximum(share.sum(axis=1, keepdims=True), 1.0)
+        self.unit_extra_var_ = share**2 @ (self.severity_se_**2) + self.unit_confound_var_
+        self.unit_mean_se_ = np.sqrt(self.unit_mean_se_**2 + self.unit_extra_var_)
+        meta = ratings.drop_duplicates("sheet_id").assign(
             sheet_id=lambda d: d["sheet_id"].astype(str)
         )
+        if "unit" in meta.columns:
+            meta = meta.assign(unit=meta["unit"].where(~_is_blank(meta["unit"]), None))
+        self._sheet_meta = meta
         return self
 
     # ------------------------------------------------------------------ helpers
     def _warn(self, message: str) -> None:
         self.warnings_.append(message)
         warnings.warn(message, ModelFitWarning, stacklevel=3)
+
+    @staticmethod
+    def _components(
+        s: np.ndarray,
+        r: np.ndarray,
+        sheet_group: np.ndarray,
+        is_cal: np.ndarray,
+        cal_codes: np.ndarray,
+        n_groups: int,
+        n_raters: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Component labels of raters and unit-terms in the rater x (unit-term + calibration
+        sheet) graph."""
+        target = np.where(is_cal[s], n_groups + cal_codes[s], sheet_group[s])
+        n_nodes = n_raters + n_groups + int(is_cal.sum())
+        graph = coo_matrix(
+            (np.ones(len(s)), (r, n_raters + target)), shape=(n_nodes, n_nodes)
+        ).tocsr()
+        _, labels = connected_components(graph, directed=False)
+        return labels[:n_raters], labels[n_raters : n_raters + n_groups]
+
+    def _link(
+        self,
+        s: np.ndarray,
+        r: np.ndarray,
+        sheet_group: np.ndarray,
+        is_cal: np.ndarray,
+        cal_codes: np.ndarray,
+        n_groups: int,
+        n_cal: int,
+        n_raters: int,
+    ) -> None:
+        """Connected components of raters x (unit-terms + calibration sheets); sets confounded_,
+        tau_ and unit_confound_var_ (see the module docstring)."""
+        rater_comp, group_comp = self._components(
+            s, r, sheet_group, is_cal, cal_codes, n_groups, n_raters
+        )
+        comps, comp_size = np.unique(rater_comp, return_counts=True)
+        size_of = dict(zip(comps.tolist(), comp_size.tolist(), strict=True))
+        linked: set[int] = set()
+        if len(comps) == 1:
+            linked = {int(comps[0])}
+        else:
+            linked = {int(c) for c, n in size_of.items() if n > n_raters / 2}
+        linked |= {int(c) for c in rater_comp[self.rater_anchored_]}
+        # tau^2: severities' spread within components (relative severities are identified there).
+        free = ~self.rater_anchored_
+        dev2, dof = 0.0, 0
+        for c in comps:
+            members = (rater_comp == c) & free
+            if members.sum() >= 2:
+                sev = self.severity_[members]
+                dev2 += float(((sev - sev.mean()) ** 2).sum())
+                dof += int(members.sum()) - 1
+        se2 = float(np.mean(self.severity_se_[free] ** 2)) if free.any() else 0.0
+        if dof == 0:
+            tau2 = self.severity_prior_sd_**2  # nothing compares raters: the prior's variance
+        elif self.severity_prior_sd is None:
+            # The empirical-Bayes prior variance is the first fit's within-block spread of (nearly
+            # unshrunk) severities; less their mean squared error it estimates tau**2.
+            tau2 = max(self.severity_prior_sd_**2 - se2, 0.0)
+        else:
+            tau2 = max(dev2 / dof - se2, 0.0)
+        self.tau_ = math.sqrt(tau2)
+        self.unit_confound_var_ = np.array(
+            [0.0 if int(c) in linked else tau2 / size_of.get(int(c), 1) for c in group_comp]
+        )
+        self.confounded_: list[Confounded] = []
+        if len(comps) > 1:
+            regular = ~is_cal[s]
+            pairs = np.unique(np.stack([r[regular], sheet_group[s[regular]]], 1), axis=0)
+            seen: set[tuple[str, str]] = set()
+            for rater_i, group_i in pairs.tolist():
+                if int(rater_comp[rater_i]) in linked:
+                    continue
+                rater, unit = self.raters_[rater_i], self.groups_[group_i][0]
+                if (rater, unit) in seen:
+                    continue
+                seen.add((rater, unit))
+                self.confounded_.append(
+                    Confounded(
+                        rater,
+                        unit,
+                        f"educator {rater}'s severity cannot be told apart from the ability of "
+                        f"unit {unit}: no educator links this unit to the others and no "
+                        "calibration responses were rated; the unit's interval is widened by the "
+                        f"spread of severities (tau = {self.tau_:.2f} logits). Have the "
+                        "educators rate the calibration responses, or rate in other units too.",
+                    )
+                )
+            n_blocks = len(comps) - len(linked & {int(c) for c in comps})
+            self._warn(
+                f"{len({c.rater for c in self.confounded_})} rater(s) in {n_blocks} block(s) that "
+                "nothing links to the rest of the design (no shared unit, no calibration): their "
+                "severities are confounded with their units' abilities (see confounded_)"
+            )
 
     def _collapse_levels(
         self,
@@ -403,46 +756,6 @@ class ManyFacetPCM:
         for i, levels in enumerate(item_levels):  # a loop over items, not ratings
             code[i, list(levels)] = np.arange(len(levels))
         return code[item_codes, level], item_levels, anchored
-
-    def _check_connected(self, s: np.ndarray, r: np.ndarray, n_sheets: int, n_raters: int) -> None:
-        """Warn when raters fall into subsets that never rate the same sheets."""
-        graph = coo_matrix(
-            (np.ones(len(s)), (s, n_sheets + r)), shape=(n_sheets + n_raters,) * 2
-        ).tocsr()
-        _, labels = connected_components(graph, directed=False)
-        n_groups = len(np.unique(labels[n_sheets:]))
-        if n_groups > 1:
-            self._warn(
-                f"raters form {n_groups} subsets that never rate the same sheets; their severities "
-                "are comparable only through the assumption that their sheets have equal mean ability"
-            )
-
-    @staticmethod
-    def _threshold_step(
-        p: np.ndarray, it: np.ndarray, ge_obs: np.ndarray, step_valid: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Newton step for every item's thresholds and the items' information matrices.
-
-        Score of threshold j: sum of P(X >= j) - 1[x >= j]; information: covariance of the
-        indicators 1[X >= j], 1[X >= l]. Returns (step (n_items, K), information (n_items, K, K)).
-        """
-        n_items, k_max = step_valid.shape
-        ge = np.cumsum(p[:, ::-1], axis=1)[:, ::-1][:, 1:]  # P(X >= j), j = 1..K
-        ge_exp = np.stack(
-            [np.bincount(it, weights=ge[:, j], minlength=n_items) for j in range(k_max)], 1
-        )
-        info = np.empty((n_items, k_max, k_max))
-        for j in range(k_max):
-            for m in range(j, k_max):
-                w = ge[:, m] - ge[:, j] * ge[:, m]
-                info[:, j, m] = info[:, m, j] = np.bincount(it, weights=w, minlength=n_items)
-        pair_valid = step_valid[:, :, None] & step_valid[:, None, :]
-        info = np.where(pair_valid, info, 0.0)
-        diag = np.arange(k_max)
-        info[:, diag, diag] += np.where(step_valid, 1e-9, 1.0)
-        score = np.where(step_valid, ge_exp - ge_obs, 0.0)
-        step = np.linalg.solve(info, score[:, :, None])[:, :, 0]
-        return np.clip(step, -_MAX_STEP, _MAX_STEP), info
 
     # ------------------------------------------------------------------ results
     def _check_fitted(self) -> None:
@@ -500,15 +813,28 @@ class ManyFacetPCM:
         )
 
     def sheet_table(self) -> pd.DataFrame:
-        """One row per sheet: sheet_id, ability, se (logits), extreme, plus the sheet's unit, group,
-        age_band, case, term and area where the ratings frame had them."""
+        """One row per sheet: sheet_id, ability (EAP), se (posterior SD), extreme, calibration,
+        unit_info (the sheet's information about its unit mean), unit_extra_var (variance its unit's
+        figure gets from the raters' severities: their SEs, and the spread of severities where the
+        unit is confounded with its raters), plus the sheet's unit,
+        group, age_band, case, term and area where the ratings frame had them (unit None for a
+        calibration response)."""
         self._check_fitted()
+        sheet_group = self._sheet_group()
+        extra = np.where(
+            sheet_group >= 0,
+            self.unit_extra_var_[np.maximum(sheet_group, 0)] if len(self.groups_) else 0.0,
+            0.0,
+        )
         table = pd.DataFrame(
             {
                 "sheet_id": self.sheets_,
                 "ability": self.ability_,
                 "se": self.ability_se_,
                 "extreme": self.sheet_extreme_,
+                "calibration": self.sheet_calibration_,
+                "unit_info": self.sheet_unit_info_,
+                "unit_extra_var": extra,
             }
         )
         meta_cols = [
@@ -517,6 +843,75 @@ class ManyFacetPCM:
             if c in self._sheet_meta.columns
         ]
         return table.merge(self._sheet_meta[meta_cols], on="sheet_id", how="left")
+
+    def _sheet_group(self) -> np.ndarray:
+        """Index into groups_ of every sheet (-1 for calibration sheets)."""
+        meta = self._sheet_meta.set_index("sheet_id").reindex(self.sheets_)
+        unit = meta["unit"].fillna("").astype(str) if "unit" in meta else pd.Series("", meta.index)
+        term = meta["term"].astype(str) if "term" in meta else pd.Series("", meta.index)
+        lookup = {g: n for n, g in enumerate(self.groups_)}
+        return np.array(
+            [
+                -1 if cal else lookup.get((u, t), -1)
+                for u, t, cal in zip(unit, term, self.sheet_calibration_, strict=True)
+            ],
+            dtype=np.int64,
+        )
+
+    def unit_table(self) -> pd.DataFrame:
+        """One row per unit and term: unit, term, ability (the unit mean, logits), se (including
+        the confounding variance), n_sheets, confounded."""
+        self._check_fitted()
+        sheet_group = self._sheet_group()
+        n = np.bincount(sheet_group[sheet_group >= 0], minlength=len(self.groups_))
+        return pd.DataFrame(
+            {
+                "unit": [g[0] for g in self.groups_],
+                "term": [g[1] for g in self.groups_],
+                "ability": self.unit_mean_,
+                "se": self.unit_mean_se_,
+                "n_sheets": n,
+                "confounded": self.unit_confound_var_ > 0,
+            }
+        )
+
+
+def calibration_agreement(
+    ratings: pd.DataFrame, references: Mapping[tuple[str, str], int]
+) -> pd.DataFrame:
+    """Each rater's agreement with the researchers' reference levels on calibration responses.
+
+    ``references`` maps (calibration sheet id, rubric item) to the reference level. Ratings of
+    those (sheet, item) pairs count; others are ignored. Returns one row per rater with calibration
+    ratings: rater, exact (share equal to the reference), adjacent (share within one level), n.
+    """
+    cols = ["rater", "exact", "adjacent", "n"]
+    if ratings.empty or not references:
+        return pd.DataFrame(columns=cols)
+    ref = pd.Series(
+        list(references.values()),
+        index=pd.MultiIndex.from_tuples(list(references), names=["sheet_id", "item"]),
+        dtype=float,
+    )
+    key = pd.MultiIndex.from_arrays(
+        [ratings["sheet_id"].astype(str), ratings["item"].astype(str)], names=["sheet_id", "item"]
+    )
+    target = ref.reindex(key).to_numpy()
+    mask = ~np.isnan(target)
+    if not mask.any():
+        return pd.DataFrame(columns=cols)
+    diff = np.abs(ratings["level"].to_numpy(dtype=float)[mask] - target[mask])
+    frame = pd.DataFrame(
+        {
+            "rater": ratings["rater"].astype(str).to_numpy()[mask],
+            "exact": diff == 0,
+            "adjacent": diff <= 1,
+        }
+    )
+    out = frame.groupby("rater", sort=True).agg(
+        exact=("exact", "mean"), adjacent=("adjacent", "mean"), n=("exact", "size")
+    )
+    return out.reset_index()[cols]
 
 
 def _mean_squares(
@@ -533,4 +928,4 @@ def _mean_squares(
     return infit, outfit
 
 
-__all__ = ["Anchors", "ManyFacetPCM", "ModelFitWarning"]
+__all__ = ["Anchors", "Confounded", "ManyFacetPCM", "ModelFitWarning", "calibration_agreement"]

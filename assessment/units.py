@@ -1,6 +1,14 @@
 """Unit ability per curriculum area and term, aggregated from response sheets.
 
-Estimator: the simple mean of the unit's sheet abilities, with standard error ``sd / sqrt(n)``.
+Estimator with the sheet table of :class:`assessment.model.ManyFacetPCM` (columns ``unit_info``
+and ``unit_extra_var``): the mean of the sheets' posterior abilities, which for a whole unit and
+term equals the model's unit mean, with variance ``1 / sum(unit_info) + mean(unit_extra_var)``:
+the observed information the sheets carry about their unit mean, plus the variance from the raters'
+severities (and, for a unit whose raters nothing links to the rest, the spread of severities). The
+spread of posterior means cannot give the SE: they are shrunk toward the unit mean.
+
+Without those columns (sheet abilities from elsewhere): the simple mean of the unit's sheet
+abilities, with standard error ``sd / sqrt(n)``.
 Why not the precision-weighted mean: the spread of sheet abilities within a unit is mostly real
 differences between children (between-sheet variance), not measurement error. Weights ``1/se**2``
 ignore that variance, so they over-weight long or central sheets and their SE ``1/sqrt(sum w)``
@@ -63,6 +71,9 @@ def unit_abilities(
     if missing:
         raise ValueError(f"sheet table lacks column(s): {', '.join(sorted(missing))}")
     frame = sheets.copy()
+    if "calibration" in frame.columns:  # calibration responses belong to no unit
+        frame = frame.loc[~frame["calibration"].astype(bool)]
+    model_se = {"unit_info", "unit_extra_var"} <= set(frame.columns)
     if case_areas is not None:
         frame["area"] = frame["case"].map(case_areas)
     elif "area" not in frame.columns:
@@ -83,7 +94,11 @@ def unit_abilities(
         ability = se = None
         if not suppressed:
             ability = float(grp["value"].mean())
-            se = float(grp["value"].std(ddof=1) / np.sqrt(n))
+            if model_se:
+                variance = 1.0 / max(float(grp["unit_info"].sum()), 1e-12)
+                se = float(np.sqrt(variance + float(grp["unit_extra_var"].mean())))
+            else:
+                se = float(grp["value"].std(ddof=1) / np.sqrt(n))
         results.append(
             UnitAbility(
                 unit=str(unit),
