@@ -55,7 +55,7 @@ def cpu_per_step(photos: list[bytes], model) -> dict[str, float]:
     import hashlib
 
     from vision import ingest as ing
-    from vision.faces import detect_faces
+    from vision.faces import scan_faces
     from vision.model import drawing_features_batch
     from vision.resize import fit_long_side
     from vision.sheet import find_sheet, flatten_light, rectify_sheet
@@ -81,7 +81,13 @@ def cpu_per_step(photos: list[bytes], model) -> dict[str, float]:
             rgb = timed("rectify", rectify_sheet, rgb, corners, max_long_side=1600, scale=scale)
         else:
             rgb = timed("rectify", fit_long_side, rgb, limits.working_long_side)
-        timed("faces", detect_faces, rgb, detect_long_side=limits.face_scan_long_side)
+        timed(
+            "faces",
+            scan_faces,
+            rgb,
+            detect_long_side=limits.face_scan_long_side,
+            small_face_long_side=limits.small_face_scan_long_side,
+        )
         if corners is not None:
             rgb = timed("light", flatten_light, rgb)
         jpeg = timed("encodes", ing._encode_jpeg, rgb, limits.jpeg_quality)

@@ -24,7 +24,7 @@ import pillow_heif
 import simplejpeg
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from vision.faces import blur_faces, detect_faces
+from vision.faces import blur_faces, scan_faces
 from vision.resize import fit_long_side
 from vision.sheet import find_sheet, flatten_light, rectify_sheet
 from vision.sniff import (
@@ -67,10 +67,14 @@ class IngestLimits:
     working_long_side: int = 1600
     #: Long side, in pixels, of the thumbnail.
     thumb_long_side: int = 320
-    #: Long side, in pixels, of the copy scanned for faces: the model's own input (256), so the
-    #: copy is made straight at the model's size (no second resize to fit it) and seen whole. Faces from about 11 % of the long
-    #: side are found (180 px in a 1600-px photo); a larger scan adds tiles for smaller faces.
+    #: Long side, in pixels, of the copy BlazeFace scans: the model's own input (256), so the
+    #: copy is made straight at the model's size and seen whole. Faces from about 11 % of the
+    #: long side are found (180 px in a 1600-px photo); a larger scan adds tiles.
     face_scan_long_side: int = 256
+    #: Long side, in pixels, of the grey copy the Haar cascade scans for smaller faces: at 1600
+    #: a face of 2 % of the long side is 32 px, above its 24-px window
+    #: (vision.faces.find_small_faces); 0 turns it off.
+    small_face_scan_long_side: int = 1600
     #: JPEG quality of the stored processed image and thumbnail.
     jpeg_quality: int = 90
 
@@ -170,7 +174,11 @@ def ingest(data: bytes, *, limits: IngestLimits | None = None) -> ProcessedPhoto
         rgb = fit_long_side(rgb, limits.working_long_side)
     # Faces are searched in exactly what will be stored: after cropping to the sheet, faces
     # outside it are gone anyway, and the scan (the slowest step) covers fewer pixels.
-    faces = detect_faces(rgb, detect_long_side=limits.face_scan_long_side)
+    faces = scan_faces(
+        rgb,
+        detect_long_side=limits.face_scan_long_side,
+        small_face_long_side=limits.small_face_scan_long_side,
+    )
     if faces:
         rgb = blur_faces(rgb, faces)
     if corners is not None:
