@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -61,7 +62,7 @@ def _claims(request: Request, token: str | None) -> tuple[dict, str]:
                 claims = read_token(token, purpose="session")
             except jwt.PyJWTError:
                 raise _unauthorised("your session has expired; sign in again") from None
-            if not csrf or csrf != claims.get("csrf"):
+            if not csrf_matches(csrf, claims):
                 raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or wrong CSRF token")
     if not token:
         raise _unauthorised("sign in first: send a bearer token from POST /api/token")
@@ -71,6 +72,14 @@ def _claims(request: Request, token: str | None) -> tuple[dict, str]:
         raise _unauthorised("the token has expired; sign in again") from None
     except jwt.PyJWTError:
         raise _unauthorised("the token is not valid") from None
+
+
+def csrf_matches(sent: str, claims: dict) -> bool:
+    """True when ``sent`` is the session's CSRF token (compared in constant time)."""
+    expected = claims.get("csrf")
+    if not sent or not isinstance(expected, str) or not expected:
+        return False
+    return hmac.compare_digest(sent.encode(), expected.encode())
 
 
 def _check_account(user: User | Principal | None, claims: dict, purpose: str) -> None:

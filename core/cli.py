@@ -78,6 +78,10 @@ def migrate() -> None:
     console.print(f"database at {get_settings().db_url} is up to date")
 
 
+#: Set by ``spira demo`` before it serves (see core.config.check_serving_secret).
+_demo_serving: list[bool] = []
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
@@ -89,11 +93,19 @@ def serve(
         "worker at a time)",
     ),
 ) -> None:
-    """Serve the API and the web pages on an existing database (the worker scores queued photos)."""
+    """Serve the API and the web pages on an existing database (the worker scores queued photos).
+
+    On any address but loopback a secret must be configured (``SPIRA_SECRET_KEY``)."""
     import uvicorn
 
     from api.main import create_app
+    from core.config import SecretMissing, check_serving_secret
 
+    try:
+        check_serving_secret(host, demo=bool(_demo_serving))
+    except SecretMissing as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(2) from None
     _migrated()
     console.print(f"Spira serves on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     if workers == 1:
@@ -112,15 +124,31 @@ def serve(
 @users_app.command("add")
 def users_add(
     username: str = typer.Option(..., help="sign-in name (no personal data about children)"),
-    password: str = typer.Option(..., help="at least 8 characters"),
     role: str = typer.Option(..., help="educator, principal, researcher or admin"),
     unit: list[str] = typer.Option(
         [], "--unit", help="unit name the user may act on; repeat for several"
     ),
+    password: str | None = typer.Option(
+        None,
+        help="at least 8 characters; better omitted (asked for, hidden) or --password-stdin, "
+        "since a password on the command line stays in the shell's history",
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="read the password from the first line of standard input"
+    ),
 ) -> None:
-    """Create a user (or update role, password and units of an existing one)."""
+    """Create a user (or update role, password and units of an existing one).
+
+    The password is asked for (hidden, twice) unless given with --password-stdin or --password."""
     from core.users import UserError, upsert_user
 
+    if password is not None and password_stdin:
+        console.print("[red]error:[/red] give --password or --password-stdin, not both")
+        raise typer.Exit(2)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     factory = _migrated()
     with factory() as session:
         try:
@@ -480,6 +508,8 @@ def demo(
         for username, password, role, units in credentials:
             console.print(f"  {username:<22} {password:<16} {role:<11} {units}")
     if serve_after:
+        # the demo's own random key (made in its var folder on first run) counts as configured
+        _demo_serving.append(True)
         serve(host=host, port=port, workers=1)
 
 

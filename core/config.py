@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -9,8 +14,14 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-#: The development secret. Refused when ``SPIRA_ENV=production``.
+#: A well-known secret from earlier versions' defaults: refused in production and on any
+#: non-loopback address. There is no default secret any more (see :func:`master_secret`).
 DEV_SECRET = "spira-development-secret-change-me"
+#: The file in the var folder holding a random key generated on first run when
+#: ``SPIRA_SECRET_KEY`` is unset (loopback serving and the demo only).
+SECRET_FILE = "secret.key"
+#: Shortest secret accepted for serving on a network address.
+MIN_SECRET_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -27,7 +38,10 @@ class Settings(BaseSettings):
     storage_dir: Path | None = None
     models_dir: Path | None = None
 
-    secret_key: str = DEV_SECRET
+    #: The one secret everything else is derived from (JWTs, page sessions, image links, upload
+    #: digests each get their own key, :func:`derived_key`). Unset: a random key in
+    #: ``<var_dir>/secret.key``, made on first run; serving on a network address needs it set.
+    secret_key: str = ""
     token_minutes: int = 8 * 60
     session_minutes: int = 8 * 60
 
@@ -45,6 +59,10 @@ class Settings(BaseSettings):
 
     #: Ingest limits (see vision.ingest.IngestLimits).
     max_upload_bytes: int = 40 * 1024 * 1024
+    #: Request bodies: JSON and form routes (api.main.BodyLimit); the photo upload may carry
+    #: ``max_upload_bytes`` plus this, and spreadsheet imports ``max_import_bytes`` plus this.
+    max_body_bytes: int = 1024 * 1024
+    max_import_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 60_000_000
     min_side: int = 64
 
@@ -92,3 +110,82 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings (cached; tests call ``get_settings.cache_clear()``)."""
     return Settings()
+
+
+class SecretMissing(RuntimeError):
+    """Serving on a network address without a configured secret."""
+
+
+@lru_cache(maxsize=8)
+def _file_secret(path: Path) -> bytes:
+    """The random key in ``path``, made (mode 0600, never overwritten) when missing. Two processes
+    starting together agree: the file is created exclusively and the loser reads the winner's."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+    key = path.read_text().strip()
+    if len(key) < MIN_SECRET_CHARS:
+        raise SecretMissing(f"{path} holds no usable key; delete it to have a new one made")
+    return key.encode()
+
+
+def master_secret(settings: Settings | None = None) -> bytes:
+    """``SPIRA_SECRET_KEY``, or the random key in ``<var_dir>/secret.key`` (made on first use)."""
+    s = settings or get_settings()
+    if s.secret_key:
+        return s.secret_key.encode()
+    return _file_secret((s.var_dir / SECRET_FILE).resolve())
+
+
+def derived_key(purpose: str, settings: Settings | None = None) -> bytes:
+    """A key for one use only (``jwt:access``, ``jwt:session``, ``image-link``, ``upload-digest``):
+    HMAC-SHA256 of the purpose label under the master secret, so a key that leaks from one use (or
+    a token made for one) is worth nothing in another."""
+    return _derive(master_secret(settings), purpose)
+
+
+@lru_cache(maxsize=64)
+def _derive(master: bytes, purpose: str) -> bytes:
+    return hmac.new(master, f"spira/{purpose}".encode(), hashlib.sha256).digest()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_serving_secret(
+    host: str, settings: Settings | None = None, *, demo: bool = False
+) -> None:
+    """Refuse to serve on a non-loopback ``host`` without a configured secret: ``SPIRA_SECRET_KEY``
+    of at least :data:`MIN_SECRET_CHARS` characters (not the old development default), or, for
+    ``spira demo`` only, the random key the demo made in its var folder. On loopback the key file
+    is made when missing. Raises :class:`SecretMissing` with what to do."""
+    s = settings or get_settings()
+    if is_loopback(host):
+        master_secret(s)
+        return
+    key = s.secret_key
+    if key and key != DEV_SECRET and len(key) >= MIN_SECRET_CHARS:
+        return
+    if demo and not key:
+        master_secret(s)
+        return
+    raise SecretMissing(
+        f"refusing to serve on {host}: no secret is configured. Set SPIRA_SECRET_KEY to a long "
+        f"random value (at least {MIN_SECRET_CHARS} characters), for example\n"
+        "  export SPIRA_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(48))')\n"
+        "or serve on 127.0.0.1 only (the default)."
+    )

@@ -163,6 +163,7 @@ def seed_demo(
     progress: Any = None,
     log: Callable[[str], None] = print,
 ) -> list[tuple[str, str, str, str]]:
+    from core.config import master_secret
     from core.domain import EXPECTED_STAGE_BY_AGE_BAND
     from training.jobs import run_training
     from training.registry import load_model, promoted_version_from_files
@@ -170,6 +171,9 @@ def seed_demo(
     from vision.synthetic import make_photo, unit_stage_mix
     from vision.worker import drain
 
+    # Without SPIRA_SECRET_KEY the demo signs with a random key made in its var folder on the
+    # first run (secret.key, mode 0600) and reused after; there is no built-in default key.
+    master_secret()
     with factory() as session:
         units = seed_structure(session)
         credentials = seed_users(session, units)

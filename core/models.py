@@ -105,7 +105,9 @@ class UserUnit(Base):
 class Photo(Base):
     """A processed photo of children's work. The original upload bytes are never stored.
 
-    ``sha256`` is of the original upload (duplicate detection per unit); ``content_key`` and
+    ``sha256`` is a keyed digest (HMAC-SHA256, core.security.upload_digest) of the original upload,
+    for duplicate detection per unit; it cannot be matched to a camera file without the server's
+    key (rows from before the change hold a plain SHA-256); ``content_key`` and
     ``thumb_key`` address the processed JPEG and its thumbnail in the content-addressed store.
     """
 
@@ -264,6 +266,19 @@ class AuditEvent(Base):
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
     detail: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class LoginFailure(Base):
+    """One failed sign-in, for the rate limit shared by every server process (api.routes.auth).
+
+    ``key`` is a SHA-256 of the lower-cased username and the client address (no name is kept in
+    clear); rows older than the limit's window are deleted as new failures arrive."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
 class RetainedAggregate(Base):

@@ -1,7 +1,12 @@
-"""Password hashing (argon2) and signed tokens (JWT, HS256)."""
+"""Password hashing (argon2), signed tokens (JWT, HS256) and the keyed digest of uploads.
+
+Every use has its own key derived from the one secret (core.config.derived_key): access tokens,
+page sessions, image links and upload digests cannot stand in for one another."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +14,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from core.config import get_settings
+from core.config import derived_key
 
 _hasher = PasswordHasher()
 
@@ -37,14 +42,14 @@ def create_token(
         "exp": now + timedelta(minutes=minutes),
     }
     claims.update(extra or {})
-    return jwt.encode(claims, get_settings().secret_key, algorithm="HS256")
+    return jwt.encode(claims, _token_key(purpose), algorithm="HS256")
 
 
 def read_token(token: str, *, purpose: str) -> dict[str, Any]:
     """The claims of a valid token for ``purpose``; raises ``jwt.PyJWTError`` otherwise."""
     claims = jwt.decode(
         token,
-        get_settings().secret_key,
+        _token_key(purpose),
         algorithms=["HS256"],
         options={"require": ["exp", "sub", "purpose"]},
     )
@@ -58,3 +63,15 @@ def read_token(token: str, *, purpose: str) -> dict[str, Any]:
     ) or not 0 < int(sub) < 2**31:
         raise jwt.InvalidTokenError("token subject is not a user id")
     return claims
+
+
+def _token_key(purpose: str) -> bytes:
+    """The signing key of tokens made for ``purpose`` (``access``, ``session``, ...)."""
+    return derived_key(f"jwt:{purpose}")
+
+
+def upload_digest(data: bytes) -> str:
+    """HMAC-SHA256 of an upload's original bytes under a server-side key (hex): equal bytes give
+    equal digests (duplicates are found), yet the stored value cannot be matched to a camera
+    file by anyone without the key, unlike a plain SHA-256."""
+    return hmac.new(derived_key("upload-digest"), data, hashlib.sha256).hexdigest()

@@ -4,6 +4,13 @@ The order matters for the principles in DESIGN.md: nothing is written before the
 every check and been re-encoded without metadata, so a refused upload leaves nothing behind; blobs are
 written (fsynced) before the row is committed, so a success answer means the photo is durable; the
 idempotency key and the (unit, sha256) constraint make a retried upload return the first answer.
+
+The ``sha256`` column holds a keyed digest of the original bytes (core.security.upload_digest,
+HMAC-SHA256 under a key derived from the server's secret), not their plain SHA-256: the same bytes
+to the same unit are still a duplicate, but a stored row cannot be linked to a camera file by
+hashing the file. Rows stored before this change hold the plain SHA-256 and are simply not matched
+by a new upload of the same bytes (which is then stored once more); changing the secret has the
+same effect on every earlier row.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.domain import Term, check_age_band
 from core.models import Group, Photo, Unit
+from core.security import upload_digest
 from core.storage import BlobStore
 from vision.ingest import IngestLimits, ingest
 
@@ -88,9 +96,8 @@ def accept_photo(
         raise PhotoRejected(422, "bad_date", "the capture date lies in the future")
 
     processed = ingest(data, limits=limits or limits_from_settings())
-    existing = session.scalar(
-        select(Photo).where(Photo.unit_id == unit.id, Photo.sha256 == processed.sha256)
-    )
+    digest = upload_digest(data)
+    existing = session.scalar(select(Photo).where(Photo.unit_id == unit.id, Photo.sha256 == digest))
     if existing is not None:
         return Accepted(existing, created=False, reason="duplicate")
 
@@ -98,7 +105,7 @@ def accept_photo(
     thumb_key = store.put(processed.thumbnail_jpeg)
     h, w = processed.image.shape[:2]
     photo = Photo(
-        sha256=processed.sha256,
+        sha256=digest,
         content_key=content_key,
         thumb_key=thumb_key,
         unit_id=unit.id,
@@ -124,7 +131,7 @@ def accept_photo(
         session.rollback()
         prior = session.scalar(
             select(Photo).where(
-                (Photo.unit_id == unit.id) & (Photo.sha256 == processed.sha256)
+                (Photo.unit_id == unit.id) & (Photo.sha256 == digest)
                 | (Photo.uploaded_by == uploaded_by) & (Photo.idempotency_key == idempotency_key)
             )
         )

@@ -30,7 +30,8 @@ async def webhook(
     from annotation.store import remove_annotations, store_annotations
 
     expected = get_settings().webhook_secret
-    if not expected or not secret or not hmac.compare_digest(secret, expected):
+    # compared as bytes: a header with non-ASCII characters is a wrong secret (401), not a 500
+    if not expected or not secret or not hmac.compare_digest(secret.encode(), expected.encode()):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="missing or wrong webhook secret")
     try:
         payload: Any = await request.json()

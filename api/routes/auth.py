@@ -2,64 +2,73 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
+import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
 from api.schemas import MeOut, TokenOut
 from core.config import get_settings
-from core.models import User
+from core.models import LoginFailure, User
 from core.security import create_token, verify_password
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
 class LoginLimiter:
-    """At most ``attempts`` failed sign-ins per (username, address) within ``window`` seconds."""
+    """At most ``attempts`` failed sign-ins per (username, address) within ``window`` seconds,
+    counted in the database (table ``login_failure``) so that every server process (``--workers``)
+    and every restart share one count. Bounded: a blocked key gets no new rows, and rows older
+    than the window are deleted whenever a failure is recorded."""
 
     def __init__(self, attempts: int = 10, window: float = 300.0) -> None:
         self.attempts = attempts
         self.window = window
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
 
-    def blocked(self, key: tuple[str, str]) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            q = self._failures[key]
-            while q and now - q[0] > self.window:
-                q.popleft()
-            return len(q) >= self.attempts
+    @staticmethod
+    def key(username: str, address: str) -> str:
+        return hashlib.sha256(f"{username.lower()}\0{address}".encode()).hexdigest()
 
-    def fail(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures[key].append(time.monotonic())
+    def _cutoff(self) -> datetime:
+        return datetime.now(UTC) - timedelta(seconds=self.window)
 
-    def reset(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+    def blocked(self, session: Session, key: str) -> bool:
+        recent = session.scalar(
+            select(func.count())
+            .select_from(LoginFailure)
+            .where(LoginFailure.key == key, LoginFailure.at > self._cutoff())
+        )
+        return int(recent or 0) >= self.attempts
+
+    def fail(self, session: Session, key: str) -> None:
+        session.execute(delete(LoginFailure).where(LoginFailure.at <= self._cutoff()))
+        session.add(LoginFailure(key=key, at=datetime.now(UTC)))
+        session.commit()
+
+    def reset(self, session: Session, key: str) -> None:
+        session.execute(delete(LoginFailure).where(LoginFailure.key == key))
+        session.commit()
 
 
 limiter = LoginLimiter()
 
 
-def authenticate(session, username: str, password: str, address: str) -> User:
-    key = (username.lower(), address)
-    if limiter.blocked(key):
+def authenticate(session: Session, username: str, password: str, address: str) -> User:
+    key = limiter.key(username, address)
+    if limiter.blocked(session, key):
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS, detail="too many failed sign-ins; wait five minutes"
         )
     user = session.scalar(select(User).where(User.username == username))
     if user is None or not user.active or not verify_password(password, user.password_hash):
-        limiter.fail(key)
+        limiter.fail(session, key)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, detail="wrong username or password")
-    limiter.reset(key)
+    limiter.reset(session, key)
     return user
 
 

@@ -16,7 +16,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import Response
 
 from api.deps import SessionDep
-from core.config import get_settings
+from core.config import derived_key
 from core.models import Photo
 
 router = APIRouter(prefix="/api/images", tags=["images"])
@@ -24,7 +24,7 @@ Variant = Literal["image", "thumb"]
 
 
 def _signature(photo_id: str, variant: str, expires: int) -> str:
-    key = get_settings().secret_key.encode()
+    key = derived_key("image-link")
     return hmac.new(key, f"{photo_id}:{variant}:{expires}".encode(), hashlib.sha256).hexdigest()[
         :32
     ]

@@ -16,7 +16,7 @@ import jwt
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from api.deps import SessionDep, session_current
+from api.deps import SessionDep, csrf_matches, session_current
 from api.routes.auth import authenticate
 from api.schemas import ErrorOut, MeOut
 from core.audit import record
@@ -103,10 +103,11 @@ def login(
     "/logout",
     response_model=SignedOut,
     summary="Sign out of the web pages (clears the session cookie, ends the account's sessions)",
+    responses={403: {"model": ErrorOut}},
     description=(
-        "Always succeeds, also when the session has already expired. A valid session cookie's "
+        "Succeeds also when the session has already expired or ended. A valid session cookie's "
         "account has every page session ended, on every device: a copy of the cookie no longer "
-        "works."
+        "works. Like every write, ending a valid session needs its `X-CSRF-Token` (403 without)."
     ),
 )
 def logout(request: Request, response: Response, session: SessionDep) -> SignedOut:
@@ -118,6 +119,10 @@ def logout(request: Request, response: Response, session: SessionDep) -> SignedO
             claims = None
         user = session.get(User, int(claims["sub"])) if claims else None
         if user is not None and claims is not None and session_current(user, claims):
+            # Ending a live session is a write like any other: another site cannot sign the
+            # educator out (and lose their place on a shared tablet) without the session's token.
+            if not csrf_matches(request.headers.get("X-CSRF-Token", ""), claims):
+                raise HTTPException(status.HTTP_403_FORBIDDEN, detail="missing or wrong CSRF token")
             user.session_epoch += 1
             record(session, user.username, "sign_out", "session", user.id)
             session.commit()

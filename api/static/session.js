@@ -40,7 +40,11 @@ export async function signIn(username, password) {
 /** Sign out (clears the cookie); always resolves. */
 export async function signOut() {
   try {
-    await fetch("/session/logout", { method: "POST", credentials: "same-origin" });
+    await fetch("/session/logout", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrfToken() },
+    });
   } finally {
     current = null;
   }

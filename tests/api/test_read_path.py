@@ -499,7 +499,8 @@ def test_a_signed_out_cookie_cannot_read_profiles_even_from_a_kept_snapshot(
     assert login.status_code == 200
     cookie = api.cookies.get("spira_session")
     assert api.get(url).status_code == 200  # the account's snapshot is now kept
-    assert api.post("/session/logout").status_code == 200
+    csrf = login.json()["csrf_token"]
+    assert api.post("/session/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
     api.cookies.set("spira_session", cookie)
     replayed = api.get(url)
     assert replayed.status_code == 401 and "signed out" in replayed.json()["detail"]

@@ -85,10 +85,37 @@ def test_cookie_writes_need_the_sessions_csrf_token(api):
     assert other != body["csrf_token"]
 
 
+def _logout(client, csrf: str):
+    return client.post("/session/logout", headers={"X-CSRF-Token": csrf})
+
+
+def test_logout_needs_the_sessions_csrf_token_compared_in_constant_time(api, monkeypatch):
+    import hmac
+
+    from api import deps
+
+    compared: list[tuple[bytes, bytes]] = []
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return hmac.compare_digest(a, b)
+
+    monkeypatch.setattr(deps.hmac, "compare_digest", compare_digest)
+    csrf = _login(api).json()["csrf_token"]
+    for sent in ({}, {"X-CSRF-Token": "x" * 43}):
+        refused = api.post("/session/logout", headers=sent)
+        assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+        # nothing changed: the cookie is kept and still works
+        assert "spira_session" in api.cookies and api.get("/session/me").status_code == 200
+    assert compared and all(isinstance(a, bytes) for a, _ in compared)
+    assert _logout(api, csrf).status_code == 200
+    assert api.get("/session/me").status_code == 401
+
+
 def test_logout_clears_the_cookie(api):
-    _login(api)
+    csrf = _login(api).json()["csrf_token"]
     assert api.get("/api/units").status_code == 200
-    out = api.post("/session/logout")
+    out = _logout(api, csrf)
     assert out.status_code == 200 and out.json() == {"signed_out": True}
     assert "spira_session" not in api.cookies
     assert api.get("/api/units").status_code == 401
@@ -157,10 +184,10 @@ def test_signing_out_ends_the_session_everywhere(api):
     its account signs out; the next sign-in works again; bearer tokens are not page sessions."""
     from core.models import AuditEvent
 
-    _login(api)
+    csrf = _login(api).json()["csrf_token"]
     cookie = api.cookies.get("spira_session")
     bearer = api.post("/api/token", data={"username": "edu", "password": PASSWORD}).json()
-    assert api.post("/session/logout").status_code == 200
+    assert _logout(api, csrf).status_code == 200
     api.cookies.set("spira_session", cookie)  # the copy, replayed after sign-out
     for path in ("/api/units", "/session/me"):
         r = api.get(path)
