@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi import HTTPException as RouteError
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.orm import sessionmaker
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import validation_error_answer
 from api.routes import admin, assessment, auth, images, photos, research, units
 from api.routes import annotations as annotation_routes
 from core.audit import AuditWriter
@@ -296,6 +298,8 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(annotation_routes.router)
     app.include_router(research.router)
     app.include_router(admin.router)
+    # a 422 that echoes an input such as -Infinity is still valid JSON (issue 20)
+    app.add_exception_handler(RequestValidationError, validation_error_answer)
     from api import pages
 
     app.include_router(pages.router)

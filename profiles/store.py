@@ -23,21 +23,6 @@ log = logging.getLogger(__name__)
 ROW_KINDS: tuple[str, ...] = ("photos", "ratings", "context", "retained")
 
 
-def _row_problem(row: dict, numeric: tuple[str, ...], with_age_band: bool) -> str | None:
-    from core.domain import AGE_BANDS, term_problem
-
-    problem = term_problem(row["term"])
-    if problem:
-        return problem
-    if with_age_band and str(row["age_band"]) not in AGE_BANDS:
-        return f"age band {row['age_band']!r} is not one of {', '.join(AGE_BANDS)}"
-    for col in numeric:
-        value = row[col]
-        if value is not None and not np.isfinite(float(value)):
-            return f"{col} {value!r} is not a finite number"
-    return None
-
-
 def usable_rows(
     frame: pd.DataFrame,
     kind: str,
@@ -47,29 +32,36 @@ def usable_rows(
     id_column: str | None = None,
 ) -> pd.DataFrame:
     """``frame`` without the rows profiles cannot use (a term that is not YYYY-VT/HT within the
-    date window, an unknown age band, a non-finite number): one bad stored row must not take
-    every profile down. Each left-out row is logged (with ``id_column``) and their number is
-    kept in ``attrs["skipped"]`` (kinds: :data:`ROW_KINDS`); ``spira doctor`` lists such rows and ``--fix`` removes them."""
+    date window, an unknown age band, an infinite number; a missing number is not a problem):
+    one bad stored row must not take every profile down. Each left-out row is logged (with
+    ``id_column``) and their number is kept in ``attrs["skipped"]`` (kinds: :data:`ROW_KINDS`);
+    ``spira doctor`` lists such rows and ``--fix`` removes them."""
+    from core.domain import AGE_BANDS, term_problem
+
     if frame.empty:
         frame.attrs["skipped"] = 0
         return frame
-    checked = frame.assign(term=frame["term"].astype(str))
-    # the same term / age band repeats on many rows: check each distinct combination once
-    keys = ["term", *(["age_band"] if with_age_band else []), *numeric]
-    distinct = checked[keys].drop_duplicates()
-    bad: dict[tuple, str] = {}
-    for row in distinct.to_dict("records"):
-        problem = _row_problem(row, numeric, with_age_band)
-        if problem:
-            bad[tuple(row[k] for k in keys)] = problem
-    if not bad:
+    # the same term / age band repeats on many rows: check each distinct value once
+    terms = frame["term"].astype(str)
+    term_reasons = {t: term_problem(t) for t in terms.unique()}
+    reasons = terms.map(term_reasons)
+    if with_age_band:
+        bands = frame["age_band"].astype(str)
+        unknown = ~bands.isin(AGE_BANDS)
+        reasons = reasons.where(
+            reasons.notna() | ~unknown, "age band " + bands.map(repr) + " is not known"
+        )
+    for col in numeric:
+        values = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        infinite = pd.Series(np.isinf(values.to_numpy()), index=frame.index)
+        reasons = reasons.where(reasons.notna() | ~infinite, f"{col} is not a finite number")
+    drop = reasons.notna().to_numpy()
+    if not drop.any():
         frame.attrs["skipped"] = 0
         return frame
-    reasons = [bad.get(tuple(r)) for r in checked[keys].itertuples(index=False, name=None)]
-    drop = np.array([r is not None for r in reasons])
     for i in np.flatnonzero(drop)[:20]:
         ident = frame.iloc[i][id_column] if id_column else i
-        log.warning("left out of the profiles: %s %s: %s", kind, ident, reasons[i])
+        log.warning("left out of the profiles: %s %s: %s", kind, ident, reasons.iloc[i])
     if drop.sum() > 20:
         log.warning("left out of the profiles: %d more %s rows", drop.sum() - 20, kind)
     kept = frame.loc[~drop].reset_index(drop=True)
