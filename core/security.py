@@ -62,6 +62,11 @@ def read_token(token: str, *, purpose: str) -> dict[str, Any]:
         isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10
     ) or not 0 < int(sub) < 2**31:
         raise jwt.InvalidTokenError("token subject is not a user id")
+    # a page session carries its CSRF token and the account's session epoch
+    if purpose == "session" and not (
+        isinstance(claims.get("csrf"), str) and type(claims.get("epoch")) is int
+    ):
+        raise jwt.InvalidTokenError("session token without its CSRF token or epoch")
     return claims
 
 
