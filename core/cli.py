@@ -189,7 +189,9 @@ def stages(
     """Estimate drawing-progression stages of image files, without a database.
 
     Prints one JSON line per image: path, stage_probs (stages 0–4), stage (expected stage), top_stage,
-    model. An unreadable file gives a line with "error" and the exit code is 1 at the end.
+    model, and drawing_age (years, the age typical of such a drawing; raw, not bias-corrected) when
+    the model has an age head. A model trained on ages alone gives drawing_age only. An unreadable
+    file gives a line with "error" and the exit code is 1 at the end.
     """
     from training.registry import load_model
     from vision.ingest import IngestError, ingest
@@ -214,19 +216,28 @@ def stages(
     def flush() -> None:
         if not batch:
             return
-        scores = stage_model.score([img for _, img in batch])  # type: ignore[misc]
+        from vision.model import drawing_features_batch
+
+        images = [img for _, img in batch]
+        emb = stage_model.embedder().embed(images)  # type: ignore[arg-type]
+        feats = drawing_features_batch(images)  # type: ignore[arg-type]
+        scores = stage_model.score_described(emb, feats) if stage_model.head else None
+        ages = stage_model.predict_drawing_age(emb, feats).raw if stage_model.age_head else None
         for i, (path, _) in enumerate(batch):
-            line = {
-                "path": str(path),
-                "stage_probs": [round(float(x), 6) for x in scores.probs[i]],
-                "stage": round(float(scores.expected[i]), 4),
-                "top_stage": int(scores.top[i]),
-                "model": stage_model.version,
-            }
-            print(
-                json.dumps(line) if jsonl else f"{path}\t{line['stage']:.2f}\t{line['top_stage']}",
-                flush=True,
-            )
+            line: dict = {"path": str(path)}
+            if scores is not None:
+                line["stage_probs"] = [round(float(x), 6) for x in scores.probs[i]]
+                line["stage"] = round(float(scores.expected[i]), 4)
+                line["top_stage"] = int(scores.top[i])
+            if ages is not None:
+                line["drawing_age"] = round(float(ages[i]), 2)
+            line["model"] = stage_model.version
+            cells = [
+                f"{line[k]:.2f}" if k != "top_stage" else str(line[k])
+                for k in ("stage", "top_stage", "drawing_age")
+                if k in line
+            ]
+            print(json.dumps(line) if jsonl else "\t".join([str(path), *cells]), flush=True)
         batch.clear()
 
     for path in files:
@@ -253,7 +264,11 @@ def train(
     synthetic: bool = typer.Option(
         False, "--synthetic", help="train on generated drawings (tests, demos)"
     ),
-    csv: Path | None = typer.Option(None, "--csv", help="CSV with columns path,stage[,group]"),
+    csv: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="CSV with columns path and stage (0–4) and/or age (years), optionally group",
+    ),
     from_label_studio: bool = typer.Option(
         False,
         "--from-label-studio",
@@ -278,7 +293,8 @@ def train(
     ),
     device: str = typer.Option("auto", help="auto, cpu or cuda (with --fine-tune)"),
 ) -> None:
-    """Train an ordinal stage model; prints the new version alone on the last line.
+    """Train a stage model (and a drawing-age head when the labels have ages: --synthetic, or a
+    CSV with an age column); prints the new version alone on the last line.
 
     With --fine-tune the backbone itself is adapted to the drawings first (see the README)."""
     from training.jobs import TrainingError, run_training

@@ -15,8 +15,8 @@ from training.train import (
     Described,
     describe_images,
     fit_and_register,
-    images_from_csv,
-    synthetic_images,
+    labelled_from_csv,
+    synthetic_labelled,
 )
 
 
@@ -54,23 +54,37 @@ def run_training(
         return lambda done, total: progress.update(task, completed=done, total=total)
 
     human = None
+    ages = None
     if synthetic:
-        images, stages, groups = synthetic_images(n, seed, progress=step("generating drawings"))
+        labelled = synthetic_labelled(n, seed, progress=step("generating drawings"))
+        images, stages, ages, groups = (
+            labelled.images,
+            labelled.stages,
+            labelled.ages,
+            labelled.groups,
+        )
         data = {
-            "description": f"synthetic drawings (seed {seed})",
+            "description": f"synthetic drawings, mixed media (seed {seed})",
             "n": n,
             "seed": seed,
             "source": "synthetic",
         }
     elif csv is not None:
         try:
-            images, stages, groups = images_from_csv(csv, progress=step("reading labelled files"))
+            labelled = labelled_from_csv(csv, progress=step("reading labelled files"))
         except ValueError as err:
             raise TrainingError(str(err)) from None
+        images, stages, ages, groups = (
+            labelled.images,
+            labelled.stages,
+            labelled.ages,
+            labelled.groups,
+        )
         data = {
             "description": f"labelled files from {csv.name}",
-            "n": len(stages),
+            "n": len(images),
             "source": str(csv),
+            "labels": [k for k, v in (("stage", stages), ("age", ages)) if v is not None],
         }
     else:
         from training.labels import images_from_annotations
@@ -85,15 +99,28 @@ def run_training(
             "n": len(stages),
             "source": "label_studio",
         }
-    if len(np.unique(stages)) < 2:
+    if stages is not None and len(np.unique(stages)) < 2:
         raise TrainingError("the labels cover fewer than two stages; label more photos first")
+    if ages is not None and (len(ages) < 10 or np.ptp(ages) < 0.5):
+        raise TrainingError(
+            "an age model needs at least 10 drawings whose ages span half a year or more; "
+            f"got {len(ages)} spanning {np.ptp(ages) if len(ages) else 0:.2f} years"
+        )
+    groups = np.asarray(groups)
     data["n_groups"] = int(len(np.unique(groups)))
-    stages, groups = np.asarray(stages), np.asarray(groups)
+    if len(np.unique(groups)) < 2:
+        raise TrainingError(
+            "all rows are in one group; grouped cross-validation needs two groups or more"
+        )
     if fine_tune:
+        if stages is None:
+            raise TrainingError("--fine-tune needs stage labels (a stage column)")
+        stages = np.asarray(stages)
         with tempfile.TemporaryDirectory(dir=_scratch_dir()) as scratch:
             tuned = _fine_tune(
                 images, stages, groups, Path(scratch), epochs, holdout, seed, device, step, log
             )
+            tuned.described.ages = ages
             with factory() as session:
                 model, fit = fit_and_register(
                     tuned.described,
@@ -109,23 +136,48 @@ def run_training(
                 session.commit()
     else:
         emb, feats, backbone_version = describe_images(images, progress=step("embedding"))
-        described = Described(emb, feats, stages, groups, backbone_version)
+        described = Described(emb, feats, stages, groups, backbone_version, ages)
         with factory() as session:
             model, fit = fit_and_register(
                 described, data=data, seed=seed, session=session, human_agreement=human, log=log
             )
             session.commit()
     with factory() as session:
-        m = fit.metrics
-        log(
-            f"out-of-fold: qwk {m['qwk']:.3f}, MAE {m['mae']:.3f} stages, accuracy {m['accuracy']:.3f}, "
-            f"ECE {m['ece']:.3f} (n={m['n']})"
-        )
+        if fit is not None:
+            m = fit.metrics
+            log(
+                f"out-of-fold: qwk {m['qwk']:.3f}, MAE {m['mae']:.3f} stages, "
+                f"accuracy {m['accuracy']:.3f}, ECE {m['ece']:.3f} (n={m['n']})"
+            )
+        if model.age_head is not None:
+            a = fit_age_metrics(model)
+            if a:
+                log(
+                    f"drawing age ({a['head']}), out-of-fold: Spearman {a['spearman']:.3f}, "
+                    f"MAE {a['mae']:.2f} years; gap–age r {a['gap_age_r_raw']:.2f} raw, "
+                    f"{a['gap_age_r_corrected']:.2f} corrected (n={a['n']})"
+                )
         if promote:
-            rescored = promote_version(model.version, session=session)
-            session.commit()
-            log(f"promoted {model.version}; re-scored {rescored} stored photo(s)")
+            if model.head is None:
+                log(
+                    f"not promoted: {model.version} has no stage head (trained on ages alone); "
+                    "use it with `spira stages --model`"
+                )
+            else:
+                rescored = promote_version(model.version, session=session)
+                session.commit()
+                log(f"promoted {model.version}; re-scored {rescored} stored photo(s)")
     return model.version
+
+
+def fit_age_metrics(model) -> dict | None:
+    """The drawing-age figures stored with a registered model (None when it has none)."""
+    import json
+
+    from training.registry import models_dir
+
+    meta = json.loads((models_dir() / model.version / "model.json").read_text())
+    return meta.get("metrics", {}).get("age")
 
 
 def _scratch_dir() -> Path:

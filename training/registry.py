@@ -24,7 +24,7 @@ from core.config import get_settings
 from core.models import Embedding, ModelVersion, StageEstimate
 from core.storage import BlobStore
 from vision.model import BACKBONE_FILE, StageModel
-from vision.stages import OrdinalStageHead
+from vision.stages import DrawingAgeHead, OrdinalStageHead
 
 PROMOTED_FILE = "PROMOTED"
 
@@ -46,9 +46,14 @@ def code_version() -> str:
         return "unknown"
 
 
-def new_version(head: OrdinalStageHead, prefix: str = "stage") -> str:
-    """A sortable, unique version string: ``stage-YYYYmmddHHMMSS-<hash of the weights>``."""
-    digest = hashlib.sha256(head.coef_.tobytes() + head.thresholds_.tobytes()).hexdigest()[:8]
+def new_version(head: OrdinalStageHead | DrawingAgeHead, prefix: str = "stage") -> str:
+    """A sortable, unique version string: ``stage-YYYYmmddHHMMSS-<hash of the weights>``
+    (``age-…`` for a model with a drawing-age head only)."""
+    h = hashlib.sha256()
+    for value in vars(head).values():
+        if isinstance(value, np.ndarray):
+            h.update(value.tobytes())
+    digest = h.hexdigest()[:8]
     return f"{prefix}-{datetime.now(UTC):%Y%m%d%H%M%S}-{digest}"
 
 
@@ -184,6 +189,12 @@ def promote(
     and kept, so promoting it again later costs nothing. Returns the number of photos re-scored.
     """
     model = load_model(version)
+    if model.head is None:
+        raise RuntimeError(
+            f"model {version} has no stage head (it was trained on ages alone), so it cannot score "
+            "photos for unit profiles; use it with `spira stages --model` for drawing ages, or "
+            "train with a stage column"
+        )
     if model.fine_tuned:
         from training.finetune import check_cpu_parity, parity_probes
 

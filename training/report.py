@@ -11,29 +11,90 @@ from core.domain import STAGE_DESCRIPTIONS
 
 def model_card(version: str, *, data: dict, params: dict, metrics: dict, backbone: str) -> str:
     m = metrics
+    has_stage = "qwk" in m
+    age = m.get("age")
+    what = []
+    if has_stage:
+        what.append(
+            "an ordinal (cumulative-link) stage head, temperature-scaled, estimating the "
+            "drawing-progression stage (0–4)"
+        )
+    if age:
+        what.append(
+            f"a drawing-age head ({age['head']}) estimating the age typical of the drawing, in years"
+        )
     lines = [
-        f"# Stage model {version}",
+        f"# {'Stage' if has_stage else 'Drawing-age'} model {version}",
         "",
-        "Ordinal (cumulative-link) head over a backbone embedding plus OpenCV drawing features, "
-        "temperature-scaled. Estimates the drawing-progression stage (0–4) of a photo of a "
-        "child's drawing. Used only in unit-level aggregates; never to assess an individual child.",
+        f"Over a backbone embedding plus OpenCV drawing features: {'; '.join(what)}. "
+        "Used only in unit-level aggregates; never to assess an individual child.",
         "",
         f"- Backbone: `{backbone}`",
         f"- Data: {data.get('description', '')} (n = {data.get('n', '?')}, "
         f"groups = {data.get('n_groups', '?')}, seed = {data.get('seed', '—')})",
         f"- Parameters: {', '.join(f'{k} = {v}' for k, v in params.items())}",
-        "",
-        "## Out-of-fold metrics (grouped cross-validation)",
-        "",
-        "| metric | value |",
-        "|---|---|",
-        f"| quadratic weighted kappa | {m['qwk']:.3f} |",
-        f"| MAE (expected stage, in stages) | {m['mae']:.3f} |",
-        f"| accuracy | {m['accuracy']:.3f} |",
-        f"| expected calibration error | {m['ece']:.3f} |",
-        f"| temperature | {m.get('temperature', 1.0):.3f} |",
-        f"| n | {m['n']} |",
     ]
+    if not has_stage:
+        lines += [
+            "- Stage head: **absent** (the labels had ages but no stages). `spira stages` gives "
+            "drawing ages only, and the model cannot be promoted to score unit profiles' stages.",
+        ]
+    if not age:
+        lines += ["- Drawing-age head: absent (the labels had no ages)."]
+    if has_stage:
+        lines += [
+            "",
+            "## Stage head: out-of-fold metrics (grouped cross-validation)",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            f"| quadratic weighted kappa | {m['qwk']:.3f} |",
+            f"| MAE (expected stage, in stages) | {m['mae']:.3f} |",
+            f"| accuracy | {m['accuracy']:.3f} |",
+            f"| expected calibration error | {m['ece']:.3f} |",
+            f"| temperature | {m.get('temperature', 1.0):.3f} |",
+            f"| n | {m['n']} |",
+        ]
+    if age:
+        lines += [
+            "",
+            "## Drawing-age head: heads compared by grouped cross-validation",
+            "",
+            "Out-of-fold predictions (groups never straddle folds); the head with the lowest MAE "
+            "is kept. Hyper-parameters are chosen on the same folds.",
+            "",
+            "| head | Spearman with age | Pearson | MAE (years) | settings |",
+            "|---|---|---|---|---|",
+        ]
+        for name, c in age["comparison"].items():
+            settings = ", ".join(
+                f"{k} = {v}" for k, v in c.items() if k not in ("spearman", "pearson", "mae", "n")
+            )
+            mark = " (chosen)" if name == age["head"] else ""
+            lines.append(
+                f"| {name}{mark} | {c['spearman']:.3f} | {c['pearson']:.3f} | {c['mae']:.2f} | "
+                f"{settings} |"
+            )
+        lines += [
+            "",
+            f"Regression to the mean: out of fold, predicted = {age['bias_intercept']:.2f} + "
+            f"{age['bias_slope']:.3f} × age. The raw gap (drawing age − age) correlates with age "
+            f"at r = {age['gap_age_r_raw']:.3f}; after the correction (fitted on the other folds, "
+            f"applied only where the actual age is known) r = {age['gap_age_r_corrected']:.3f}, "
+            f"mean absolute corrected gap {age['corrected_mae']:.2f} years (n = {age['n']}). "
+            "`spira stages` prints the raw drawing age; unit figures use the corrected gap.",
+        ]
+    if m.get("stage_with_age"):
+        s = m["stage_with_age"]
+        lines += [
+            "",
+            "## Stage head given the drawing age",
+            "",
+            f"The stage head was also fitted with the cross-fitted drawing age as one more input: "
+            f"out-of-fold QWK {s['qwk_with']:.3f} with it against {s['qwk_without']:.3f} without "
+            f"(MAE {s['mae_with']:.3f} vs {s['mae_without']:.3f} stages): "
+            f"{'kept' if s['kept'] else 'not kept'}.",
+        ]
     if m.get("human_agreement"):
         h = m["human_agreement"]
         lines += [
@@ -127,18 +188,62 @@ def _reliability_svg(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> str:
     return "".join(parts)
 
 
+def _age_svg(pred: np.ndarray, age: np.ndarray) -> str:
+    size, pad = 260, 30
+    lo = float(min(age.min(), pred.min()))
+    hi = float(max(age.max(), pred.max()))
+    span = hi - lo or 1.0
+
+    def x(v: float) -> float:
+        return pad + size * (v - lo) / span
+
+    def y(v: float) -> float:
+        return pad + size * (1 - (v - lo) / span)
+
+    parts = [
+        f'<svg width="{size + 2 * pad}" height="{size + 2 * pad}" role="img" '
+        'aria-label="out-of-fold drawing age (vertical) against actual age (horizontal)">',
+        f'<line x1="{x(lo)}" y1="{y(lo)}" x2="{x(hi)}" y2="{y(hi)}" stroke="#999" '
+        'stroke-dasharray="4"/>',
+    ]
+    parts += [
+        f'<circle cx="{x(a):.1f}" cy="{y(p):.1f}" r="2" fill="#47a" fill-opacity="0.5"/>'
+        for a, p in zip(age, pred, strict=True)
+    ]
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def html_report(
-    version: str, *, card_md: str, metrics: dict, oof_probs: np.ndarray, y: np.ndarray
+    version: str,
+    *,
+    card_md: str,
+    metrics: dict,
+    oof_probs: np.ndarray | None,
+    y: np.ndarray | None,
+    age_oof: np.ndarray | None = None,
+    ages: np.ndarray | None = None,
 ) -> str:
-    """A self-contained HTML report: the card, the confusion matrix and a reliability diagram."""
+    """A self-contained HTML report: the card, the confusion matrix and a reliability diagram
+    (with a stage head), out-of-fold drawing age against age (with an age head)."""
     legend = "".join(f"<li>{html.escape(d)}</li>" for d in STAGE_DESCRIPTIONS)
+    parts = []
+    if oof_probs is not None and y is not None:
+        parts.append(
+            f"<h2>Confusion matrix (out of fold)</h2>{_confusion_svg(metrics['confusion'])}"
+            f"<h2>Reliability (after temperature scaling)</h2>{_reliability_svg(oof_probs, y)}"
+        )
+    if age_oof is not None and ages is not None:
+        parts.append(
+            "<h2>Drawing age against age (out of fold, raw)</h2>"
+            f"{_age_svg(np.asarray(age_oof, float), np.asarray(ages, float))}"
+        )
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Stage model {html.escape(version)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;padding:0 1em}}
 pre{{white-space:pre-wrap;background:#f6f6f6;padding:1em}}</style></head><body>
 <h1>Stage model {html.escape(version)}</h1>
 <pre>{html.escape(card_md)}</pre>
-<h2>Confusion matrix (out of fold)</h2>{_confusion_svg(metrics["confusion"])}
-<h2>Reliability (after temperature scaling)</h2>{_reliability_svg(oof_probs, y)}
+{"".join(parts)}
 <h2>Stages</h2><ol start="0">{legend}</ol>
 </body></html>"""

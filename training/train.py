@@ -25,13 +25,29 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class Described:
-    """Embeddings and features of a labelled image set."""
+    """Embeddings and features of a labelled image set; ``stages`` and/or ``ages`` (None where
+    the labels have no such column)."""
 
     embeddings: np.ndarray
     features: np.ndarray
-    stages: np.ndarray
+    stages: np.ndarray | None
     groups: np.ndarray
     backbone_version: str
+    ages: np.ndarray | None = None
+
+
+@dataclass
+class Labelled:
+    """Processed images with their labels: stages (0–4) and/or ages (years), and groups."""
+
+    images: list[np.ndarray]
+    stages: np.ndarray | None
+    ages: np.ndarray | None
+    groups: np.ndarray
+
+
+#: Ages (years) a drawing in the CSV may carry: children old enough to hold a pen, of preschool age.
+AGE_RANGE = (1.0, 10.0)
 
 
 def describe_images(
@@ -57,73 +73,154 @@ def describe_images(
 
 
 def synthetic_images(
-    n: int, seed: int, *, megapixels: float = 0.5, progress: Progress | None = None
+    n: int,
+    seed: int,
+    *,
+    megapixels: float = 0.5,
+    medium: str | None = "mixed",
+    progress: Progress | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """``n`` photographed synthetic drawings (balanced stages) processed like uploads.
+    """``n`` synthetic drawings (balanced stages) processed like uploads: images, stages, groups.
 
-    Returns the processed images as the queue worker analyses them (``decode_stored`` of the
-    stored JPEG), stages and groups (one group per drawing seed block of 5, so the
+    See :func:`synthetic_labelled` (this drops the ages)."""
+    data = synthetic_labelled(n, seed, megapixels=megapixels, medium=medium, progress=progress)
+    assert data.stages is not None
+    return data.images, data.stages, data.groups
+
+
+def synthetic_labelled(
+    n: int,
+    seed: int,
+    *,
+    megapixels: float = 0.5,
+    medium: str | None = "mixed",
+    progress: Progress | None = None,
+) -> Labelled:
+    """``n`` synthetic drawings (balanced stages, each with its child's age) processed like uploads.
+
+    ``medium``: one of :data:`vision.synthetic.MEDIA`, or "mixed" (each drawing's medium, colour
+    or monochrome, scan or photo drawn at random, so a model learns cues that do not depend on the
+    pen). Returns the processed images as the queue worker analyses them (``decode_stored`` of the
+    stored JPEG), stages, ages and groups (one group per drawing seed block of 5, so the
     cross-validation never sees near-duplicates on both sides).
     """
     from vision.ingest import ingest
-    from vision.synthetic import make_photo
+    from vision.synthetic import make_labelled_photo
     from vision.worker import decode_stored
 
-    images, stages, groups = [], [], []
+    images, stages, ages, groups = [], [], [], []
     for i in range(n):
         stage = i % 5
-        data = make_photo(stage, seed * 1_000_003 + i, megapixels=megapixels)
+        photo = make_labelled_photo(
+            stage, seed * 1_000_003 + i, megapixels=megapixels, medium=medium
+        )
         # What the queue worker analyses: the stored JPEG's analysis copy (the same inputs).
-        images.append(decode_stored(ingest(data).jpeg))
+        images.append(decode_stored(ingest(photo.data).jpeg))
         stages.append(stage)
+        ages.append(photo.age)
         groups.append(i // 5)
         if progress:
             progress(i + 1, n)
-    return images, np.array(stages), np.array(groups)
+    return Labelled(images, np.array(stages), np.array(ages), np.array(groups))
 
 
 def images_from_csv(path: Path, *, progress: Progress | None = None):
-    """Read a CSV with columns ``path,stage[,group]`` (paths relative to the CSV) and ingest each file.
+    """Images, stages and groups of a CSV with a stage column (see :func:`labelled_from_csv`)."""
+    data = labelled_from_csv(path, progress=progress)
+    if data.stages is None:
+        raise ValueError(f"{path}: no stage column")
+    return data.images, data.stages, data.groups
 
-    Raises ValueError listing every bad row (missing file, bad stage, unreadable image).
-    """
+
+def labelled_from_csv(path: Path, *, progress: Progress | None = None) -> Labelled:
+    """Read a CSV with columns ``path`` and at least one of ``stage`` (0–4) and ``age`` (years,
+    decimal), optionally ``group`` (the child or session: its rows never straddle folds), and
+    ingest each file (paths relative to the CSV).
+
+    Raises ValueError listing every bad row by line and column (missing file, unreadable image,
+    stage not 0–4, age not a number within 1–10, empty label)."""
     import pandas as pd
 
     from vision.ingest import IngestError, ingest
     from vision.worker import decode_stored
 
-    table = pd.read_csv(path, dtype=str)
-    missing = {"path", "stage"} - set(table.columns)
-    if missing:
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: cannot read it as a CSV file ({err})") from None
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    has_stage, has_age = "stage" in table.columns, "age" in table.columns
+    if "path" not in table.columns or not (has_stage or has_age):
+        need = [c for c in ("path",) if c not in table.columns]
+        if not (has_stage or has_age):
+            need.append("stage or age")
         raise ValueError(
-            f"{path}: missing column(s) {', '.join(sorted(missing))}; need path,stage[,group]"
+            f"{path}: missing column(s) {', '.join(need)}; need path and at least one of "
+            "stage (0–4) and age (years), optionally group"
         )
-    problems, images, stages, groups = [], [], [], []
+    if table.empty:
+        raise ValueError(f"{path}: no rows below the header")
+    lo, hi = AGE_RANGE
+    problems: list[str] = []
+    images, stages, ages, groups = [], [], [], []
     for i, row in table.iterrows():
         line = int(str(i)) + 2  # header is line 1
-        file = (Path(path).parent / str(row["path"])).resolve()
-        try:
-            stage = int(str(row["stage"]))
-            if not 0 <= stage <= 4:
-                raise ValueError
-        except ValueError:
-            problems.append(f"line {line}, column stage: {row['stage']!r} is not a stage 0–4")
+        bad = False
+        stage = age = None
+        if has_stage:
+            try:
+                text = str(row["stage"]).strip()
+                stage = int(text)
+                if not 0 <= stage <= 4:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"line {line}, column stage: {row['stage']!r} is not a stage 0–4")
+                bad = True
+        if has_age:
+            try:
+                age = float(str(row["age"]).strip().replace(",", "."))
+                if not np.isfinite(age):
+                    raise ValueError
+            except ValueError:
+                problems.append(f"line {line}, column age: {row['age']!r} is not a number (years)")
+                bad = True
+            else:
+                if not lo <= age <= hi:
+                    problems.append(
+                        f"line {line}, column age: {age:g} is outside {lo:g}–{hi:g} years "
+                        "(ages are in years, e.g. 4.5)"
+                    )
+                    bad = True
+        name = str(row["path"]).strip()
+        if not name:
+            problems.append(f"line {line}, column path: empty")
             continue
+        file = (Path(path).parent / name).resolve()
         try:
-            images.append(decode_stored(ingest(file.read_bytes()).jpeg))
-        except FileNotFoundError:
+            image = decode_stored(ingest(file.read_bytes()).jpeg)
+        except (FileNotFoundError, IsADirectoryError):
             problems.append(f"line {line}, column path: {file} does not exist")
             continue
         except IngestError as err:
             problems.append(f"line {line}, column path: {file.name}: {err.message}")
             continue
+        if bad:
+            continue
+        images.append(image)
         stages.append(stage)
-        groups.append(str(row["group"]) if "group" in table.columns and row["group"] else str(file))
+        ages.append(age)
+        group = str(row["group"]).strip() if "group" in table.columns else ""
+        groups.append(group or str(file))
         if progress:
             progress(len(images), len(table))
     if problems:
         raise ValueError("cannot train from this file:\n" + "\n".join(problems))
-    return images, np.array(stages), np.array(groups)
+    return Labelled(
+        images,
+        np.array(stages, dtype=np.int64) if has_stage else None,
+        np.array(ages, dtype=np.float64) if has_age else None,
+        np.array(groups),
+    )
 
 
 def fit_and_register(
@@ -138,40 +235,101 @@ def fit_and_register(
     extra_metrics: dict | None = None,
     extra_params: dict | None = None,
     log: Callable[[str], None] | None = None,
-) -> tuple[StageModel, FitResult]:
-    """Fit the head with grouped CV, write the artifact (+ database row), return model and fit.
+) -> tuple[StageModel, FitResult | None]:
+    """Fit the heads the labels allow with grouped CV, write the artifact (+ database row), return
+    the model and the stage fit (None for a model trained on ages alone).
 
+    With ages, a drawing-age head (:func:`training.age.fit_age_head`); with stages, the ordinal
+    stage head; with both, the stage head is also tried with the cross-fitted drawing age as one
+    more input, and that is kept only when it raises the out-of-fold QWK.
     ``backbone_weights``: a fine-tuned backbone the embeddings came from, copied into the model's
     folder so it is served with it. ``extra_metrics``/``extra_params`` join the model card's."""
     from core.config import get_settings
+    from training.age import fit_age_head
     from vision.features import FEATURE_NAMES
 
+    if described.stages is None and described.ages is None:
+        raise ValueError("nothing to fit: the labels have neither stages nor ages")
     X = stage_inputs(described.embeddings, described.features)
-    fit = fit_stage_head(X, described.stages, described.groups, seed=seed, progress=log)
+    metrics: dict = {}
+    params: dict = {"seed": seed}
+    age_fit = None
+    if described.ages is not None:
+        age_fit = fit_age_head(
+            X,
+            described.ages,
+            described.groups,
+            n_features=described.features.shape[1],
+            seed=seed,
+            progress=log,
+        )
+        metrics["age"] = age_fit.metrics
+        params["age_head"] = age_fit.head.kind
+    fit = None
+    uses_age = False
+    if described.stages is not None:
+        fit = fit_stage_head(X, described.stages, described.groups, seed=seed, progress=log)
+        if age_fit is not None:
+            # The stage head given the drawing age: cross-fitted (out-of-fold) ages for training,
+            # so it learns how much to trust an age prediction made on drawings it has not seen.
+            with_age = fit_stage_head(
+                np.concatenate([X, age_fit.oof[:, None]], axis=1),
+                described.stages,
+                described.groups,
+                seed=seed,
+            )
+            uses_age = with_age.metrics["qwk"] > fit.metrics["qwk"]
+            metrics["stage_with_age"] = {
+                "qwk_without": fit.metrics["qwk"],
+                "qwk_with": with_age.metrics["qwk"],
+                "mae_without": fit.metrics["mae"],
+                "mae_with": with_age.metrics["mae"],
+                "kept": uses_age,
+            }
+            if log:
+                log(
+                    f"stage head with the drawing age as input: QWK {with_age.metrics['qwk']:.3f} "
+                    f"vs {fit.metrics['qwk']:.3f} without; {'kept' if uses_age else 'not kept'}"
+                )
+            if uses_age:
+                fit = with_age
+        metrics.update(fit.metrics)
+        params.update(l2=fit.l2, temperature=round(fit.metrics["temperature"], 4))
     if human_agreement:
-        fit.metrics["human_agreement"] = human_agreement
-    fit.metrics.update(extra_metrics or {})
-    version = new_version(fit.head)
+        metrics["human_agreement"] = human_agreement
+    metrics.update(extra_metrics or {})
+    if fit is not None:
+        version = new_version(fit.head)
+    else:
+        assert age_fit is not None
+        version = new_version(age_fit.head, prefix="age")
     model = StageModel(
         version=version,
         backbone=backbone or get_settings().backbone,
         backbone_version=described.backbone_version,
         feature_names=tuple(FEATURE_NAMES),
-        head=fit.head,
+        head=None if fit is None else fit.head,
+        age_head=None if age_fit is None else age_fit.head,
+        stage_uses_age=uses_age,
     )
-    params = {"l2": fit.l2, "temperature": round(fit.metrics["temperature"], 4), "seed": seed}
     params.update(extra_params or {})
     card = model_card(
-        version, data=data, params=params, metrics=fit.metrics, backbone=model.backbone_version
+        version, data=data, params=params, metrics=metrics, backbone=model.backbone_version
     )
     report = html_report(
-        version, card_md=card, metrics=fit.metrics, oof_probs=fit.oof_probs, y=described.stages
+        version,
+        card_md=card,
+        metrics=metrics,
+        oof_probs=None if fit is None else fit.oof_probs,
+        y=described.stages,
+        age_oof=None if age_fit is None else age_fit.oof,
+        ages=described.ages,
     )
     register(
         model,
         data=data,
         params=params,
-        metrics=fit.metrics,
+        metrics=metrics,
         card=card,
         report_html=report,
         session=session,

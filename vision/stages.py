@@ -185,3 +185,147 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 1
         if mask.any():
             ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
     return float(ece)
+
+
+# -- drawing age --------------------------------------------------------------------------------
+
+AGE_HEAD_FILE = "age_head.npz"
+AGE_ORDINAL_FILE = "age_ordinal.npz"
+AGE_HGB_FILE = "age_hgb.joblib"
+#: The kinds of age head :class:`DrawingAgeHead` can serve.
+AGE_HEAD_KINDS = ("ridge", "ordinal", "hgb")
+
+
+class DrawingAgeHead:
+    """Drawing age: the age (years) typical of a drawing, from the stage head's inputs.
+
+    ``kind`` is one of :data:`AGE_HEAD_KINDS`: a ridge regression on the standardised inputs
+    (``coef``, ``intercept``), an ordinal head over age bins (``ordinal``, ``bin_centres``; the
+    prediction is the expected bin centre) or a gradient-boosting regressor (``estimator``, on
+    the first ``n_embedding_pcs`` principal components of the standardised embedding part and the
+    drawing features). Which one is chosen by grouped cross-validation (``training.age``).
+
+    Regression to the mean: every such model over-estimates young and under-estimates old
+    children. ``bias_intercept`` and ``bias_slope`` are the linear relation of cross-validated
+    predictions on actual age (pred = a + b age), as brain-age studies fit it; where the actual age
+    is known (a unit's age band) :meth:`corrected` removes it, so the gap is uncorrelated with age.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        *,
+        mean: np.ndarray,
+        scale: np.ndarray,
+        coef: np.ndarray | None = None,
+        intercept: float = 0.0,
+        ordinal: OrdinalStageHead | None = None,
+        bin_centres: np.ndarray | None = None,
+        estimator: Any = None,
+        components: np.ndarray | None = None,
+        n_features: int = 0,
+        bias_intercept: float = 0.0,
+        bias_slope: float = 1.0,
+    ) -> None:
+        if kind not in AGE_HEAD_KINDS:
+            raise ValueError(f"age head kind must be one of {AGE_HEAD_KINDS}, got {kind!r}")
+        self.kind = kind
+        self.mean_ = np.asarray(mean, np.float64)
+        self.scale_ = np.asarray(scale, np.float64)
+        self.coef_ = None if coef is None else np.asarray(coef, np.float64)
+        self.intercept_ = float(intercept)
+        self.ordinal = ordinal
+        self.bin_centres = None if bin_centres is None else np.asarray(bin_centres, np.float64)
+        self.estimator = estimator
+        self.components_ = None if components is None else np.asarray(components, np.float64)
+        self.n_features = int(n_features)  # drawing features at the end of the inputs (hgb)
+        self.bias_intercept = float(bias_intercept)
+        self.bias_slope = float(bias_slope)
+        self.n_features_in_ = len(self.mean_)
+
+    def _standardise(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected (n, {self.n_features_in_}) inputs, got {X.shape}")
+        return (X - self.mean_) / self.scale_
+
+    def tree_inputs(self, Z: np.ndarray) -> np.ndarray:
+        """The gradient-boosting head's inputs from standardised ones: embedding PCs + features."""
+        assert self.components_ is not None
+        f = self.n_features
+        return np.concatenate(
+            [Z[:, : Z.shape[1] - f] @ self.components_.T, Z[:, Z.shape[1] - f :]], 1
+        )
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Raw drawing age in years, shape (n,) (not bias-corrected: the best guess for one
+        drawing, shrunk towards the training mean as every regression is)."""
+        Z = self._standardise(X)
+        if self.kind == "ridge":
+            assert self.coef_ is not None
+            return Z @ self.coef_ + self.intercept_
+        if self.kind == "ordinal":
+            assert self.ordinal is not None and self.bin_centres is not None
+            return self.ordinal.predict_proba(Z) @ self.bin_centres
+        return np.asarray(self.estimator.predict(self.tree_inputs(Z)), np.float64)
+
+    def corrected(self, raw: np.ndarray, actual_age: np.ndarray) -> np.ndarray:
+        """Bias-corrected drawing age where the actual age is known:
+        ``raw - (a + b age) + age``, so that ``corrected - age`` does not depend on age."""
+        raw = np.asarray(raw, np.float64)
+        age = np.asarray(actual_age, np.float64)
+        return raw - (self.bias_intercept + self.bias_slope * age) + age
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = dict(
+            kind=np.array(self.kind),
+            mean=self.mean_,
+            scale=self.scale_,
+            intercept=np.array(self.intercept_),
+            bias=np.array([self.bias_intercept, self.bias_slope]),
+            n_features=np.array(self.n_features),
+        )
+        if self.coef_ is not None:
+            arrays["coef"] = self.coef_
+        if self.bin_centres is not None:
+            arrays["bin_centres"] = self.bin_centres
+        if self.components_ is not None:
+            arrays["components"] = self.components_
+        np.savez(folder / AGE_HEAD_FILE, **arrays)
+        if self.ordinal is not None:
+            self.ordinal.save(folder / AGE_ORDINAL_FILE)
+        if self.estimator is not None:
+            import joblib
+
+            joblib.dump(self.estimator, folder / AGE_HGB_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> DrawingAgeHead | None:
+        """The age head saved in a model's ``folder``, or None when it has none (older models)."""
+        folder = Path(folder)
+        if not (folder / AGE_HEAD_FILE).is_file():
+            return None
+        with np.load(folder / AGE_HEAD_FILE, allow_pickle=False) as z:
+            kind = str(z["kind"])
+            kwargs: dict[str, Any] = dict(
+                mean=z["mean"],
+                scale=z["scale"],
+                intercept=float(z["intercept"]),
+                bias_intercept=float(z["bias"][0]),
+                bias_slope=float(z["bias"][1]),
+                n_features=int(z["n_features"]),
+                coef=z["coef"] if "coef" in z.files else None,
+                bin_centres=z["bin_centres"] if "bin_centres" in z.files else None,
+                components=z["components"] if "components" in z.files else None,
+            )
+        if kind == "ordinal":
+            kwargs["ordinal"], _ = OrdinalStageHead.load(folder / AGE_ORDINAL_FILE)
+        if kind == "hgb":
+            import joblib
+
+            # written by `spira train` into the model's own folder, like the head files
+            kwargs["estimator"] = joblib.load(folder / AGE_HGB_FILE)
+        return cls(kind, **kwargs)

@@ -51,6 +51,16 @@ PALETTE: dict[str, tuple[int, int, int]] = {
     "black": (36, 36, 40),
 }
 _PENCIL_GREY = (92, 92, 98)
+#: Ballpoint inks: blue, black.
+_INKS = ((34, 52, 140), (30, 30, 36))
+#: What children draw with (``medium`` of :func:`render_drawing`).
+MEDIA = ("crayon", "pencil", "ballpoint", "felt")
+#: How a drawing reaches the system: a flatbed scan or a tablet photo.
+CAPTURES = ("scan", "photo")
+#: Typical age (years) at each stage and the spread around it (DESIGN.md: ages overlap widely).
+STAGE_AGES = ((1.9, 0.55), (2.8, 0.6), (3.6, 0.7), (5.0, 0.9), (6.8, 0.9))
+#: Paper: white copier paper, cream drawing paper, grey recycled paper, yellowish newsprint.
+_PAPER_TONES = ((249, 249, 247), (246, 240, 226), (228, 227, 222), (240, 234, 210))
 #: A4 paper: short side / long side.
 _SHEET_RATIO = 1 / np.sqrt(2)
 _TAU = 2 * np.pi
@@ -61,7 +71,7 @@ _TOOTH_SIDE = 768  # px on the long side at which one paper grain is one pixel
 class _Pen:
     """One crayon or pencil: colour, line thickness (px) and how much it covers the paper."""
 
-    kind: str  # "crayon" or "pencil"
+    kind: str  # "crayon", "pencil", "ballpoint" or "felt"
     rgb: tuple[int, int, int]
     thickness: int
     pressure: float  # 0–1: a light hand leaves more paper showing through the wax
@@ -71,19 +81,39 @@ class _Pen:
 class _Sheet:
     """A sheet of paper and the pens a child uses on it; strokes are collected, then rendered."""
 
-    def __init__(self, rng: Rng, w: int, h: int, n_colours: int, crayon_width: float) -> None:
+    def __init__(
+        self,
+        rng: Rng,
+        w: int,
+        h: int,
+        n_colours: int,
+        crayon_width: float,
+        medium: str | None = None,
+        monochrome: bool = False,
+        age: float | None = None,
+    ) -> None:
         self.rng = rng
         self.w, self.h = w, h
         self.s = float(min(w, h))  # the length unit of all shapes: the sheet's short side
-        self.pencil = bool(rng.random() < 0.22)
+        # medium None: the original generator (crayons, a pencil in about one drawing in five)
+        self.medium = medium
+        self.pencil = bool(rng.random() < 0.22) if medium is None else medium == "pencil"
+        self.monochrome = monochrome
+        self.age = age  # the child's age (years): figure details grow with it
         names = list(PALETTE)
         self.colours = [names[i] for i in rng.permutation(len(names))[:n_colours]]
+        if monochrome:
+            self.colours = self.colours[:1]
         self.crayon_width = crayon_width  # relative to the long side
         self.pens: dict[str, _Pen] = {}
 
     def pen(self, prefer: tuple[str, ...] = ()) -> _Pen:
         """A pen of a preferred colour (usually) or one of the drawing's colours."""
-        if self.pencil:
+        if self.medium is not None and self.medium != "crayon":
+            return self._medium_pen(prefer)
+        if self.monochrome:
+            name = self.colours[0]
+        elif self.pencil:
             name = "pencil"
         elif prefer and self.rng.random() < 0.8:
             name = prefer[int(self.rng.integers(len(prefer)))]
@@ -98,6 +128,35 @@ class _Sheet:
                 width = self.crayon_width * self.rng.uniform(0.85, 1.15) * long_side
                 pressure = float(self.rng.uniform(0.5, 1.0))
                 self.pens[name] = _Pen("crayon", PALETTE[name], max(2, round(width)), pressure)
+        return self.pens[name]
+
+    def _medium_pen(self, prefer: tuple[str, ...]) -> _Pen:
+        """A pencil, ballpoint or felt pen: one for a monochrome drawing, else per colour."""
+        medium = self.medium
+        assert medium is not None
+        if self.monochrome:
+            name = "mono"
+        elif prefer and self.rng.random() < 0.8:
+            name = prefer[int(self.rng.integers(len(prefer)))]
+        else:
+            name = self.colours[int(self.rng.integers(len(self.colours)))]
+        if name in self.pens:
+            return self.pens[name]
+        long_side = max(self.w, self.h)
+        if medium == "pencil":
+            rgb = _PENCIL_GREY if name == "mono" else PALETTE[name]
+            width = self.rng.uniform(0.0016, 0.0042) * long_side
+            pressure = float(self.rng.uniform(0.35, 1.0))
+        elif medium == "ballpoint":
+            inks = {"mono": _INKS[int(self.rng.integers(len(_INKS)))]}
+            rgb = inks.get(name) or PALETTE[name]
+            width = self.rng.uniform(0.0012, 0.0026) * long_side
+            pressure = float(self.rng.uniform(0.6, 1.0))
+        else:  # felt pen
+            rgb = PALETTE[self.colours[0] if name == "mono" else name]
+            width = self.rng.uniform(0.003, 0.008) * long_side
+            pressure = float(self.rng.uniform(0.8, 1.0))
+        self.pens[name] = _Pen(medium, rgb, max(1, round(width)), pressure)
         return self.pens[name]
 
     # --- shapes, in pixels; sizes are given as fractions of the short side -------------------
@@ -432,15 +491,75 @@ def _figure(sheet: _Sheet, x: float, ground: float, height: float) -> None:
                 [x - 0.8 * r, neck],
             ]
         )
-    sheet.stroke(_densify(body, 8), sheet.pen() if rng.random() < 0.5 else pen, wobble=0.002)
+    body_pen = sheet.pen() if rng.random() < 0.5 else pen
+    if _has_detail(sheet, 5.6):  # a neck: the head no longer sits on the body
+        for sx in (-1, 1):
+            sheet.line((x + sx * 0.25 * r, head[1] + 0.95 * r), (x + sx * 0.25 * r, neck), pen, n=4)
+        neck += 0.35 * r
+        body[:, 1] = np.where(body[:, 1] < hip - 1e-6, np.maximum(body[:, 1], neck), body[:, 1])
+    sheet.stroke(_densify(body, 8), body_pen, wobble=0.002)
+    if _has_detail(sheet, 6.2):  # clothing: buttons down the front, a belt
+        for k in range(int(rng.integers(2, 5))):
+            yb = neck + (k + 1) * (hip - neck) / 5
+            sheet.dot(np.array([x, yb]), 0.07 * r, body_pen)
+        if rng.random() < 0.4:
+            yb = neck + 0.6 * (hip - neck)
+            sheet.line((x - 0.8 * r, yb), (x + 0.8 * r, yb), body_pen, n=5)
     shoulder = neck + 0.4 * r
+    fingers = _has_detail(sheet, 6.4)
+    two_d_limbs = _has_detail(sheet, 7.0)
     for sx in (-1, 1):
         start = np.array([x + sx * 0.7 * r, shoulder])
         hand = start + np.array([sx * rng.uniform(1.2, 2.2) * r, rng.uniform(-0.6, 1.6) * r])
         sheet.line(start, hand, pen, n=8)
+        if two_d_limbs:  # arms with thickness: a second line beside the first
+            off = np.array([0, 0.25 * r])
+            sheet.line(start + off, hand + off, pen, n=8)
+        if fingers:  # five short strokes fanning out from the hand
+            d = (hand - start) / max(np.linalg.norm(hand - start), 1e-6)
+            base = np.arctan2(d[1], d[0])
+            for a in base + np.linspace(-0.8, 0.8, 5):
+                tip = hand + 0.35 * r * np.array([np.cos(a), np.sin(a)])
+                sheet.line(hand, tip, pen, n=3)
         foot = np.array([x + sx * rng.uniform(0.3, 0.9) * r, ground])
         sheet.line((x + sx * 0.5 * r, hip), foot, pen, n=8)
         sheet.line(foot, foot + np.array([sx * 0.5 * r, 0]), pen, n=4)
+        if two_d_limbs:
+            sheet.line((x + sx * 0.15 * r, hip), foot + np.array([-sx * 0.3 * r, 0]), pen, n=8)
+    if _has_detail(sheet, 5.2):  # hair
+        for a in np.linspace(-2.6, -0.5, int(rng.integers(4, 9))):
+            d = np.array([np.cos(a), np.sin(a)])
+            sheet.line(head + r * d, head + 1.3 * r * d, pen, n=4)
+
+
+def _has_detail(sheet: _Sheet, typical_age: float) -> bool:
+    """Whether a child of the sheet's age draws a detail that children draw from about
+    ``typical_age`` on (a logistic spread of about half a year); never without an age."""
+    if sheet.age is None:
+        return False
+    p = 1.0 / (1.0 + np.exp(-(sheet.age - typical_age) / 0.5))
+    return bool(sheet.rng.random() < p)
+
+
+def _stick_figure(sheet: _Sheet, c, r: float) -> None:
+    """A stick person: head, a line for the body, lines for arms and legs."""
+    rng = sheet.rng
+    pen = sheet.pen()
+    sheet.ellipse(c, r, r * rng.uniform(0.9, 1.15), pen)
+    _face(sheet, c, r, pen)
+    top, hip = c + np.array([0, r]), c + np.array([0, r * rng.uniform(2.2, 3.2)])
+    sheet.line(top, hip, pen, n=8)
+    shoulder = top + np.array([0, 0.5 * r])
+    for sx in (-1, 1):
+        sheet.line(
+            shoulder,
+            shoulder + np.array([sx * rng.uniform(1.0, 1.8), rng.uniform(-0.5, 0.8)]) * r,
+            pen,
+            n=6,
+        )
+        sheet.line(
+            hip, hip + np.array([sx * rng.uniform(0.4, 1.0), rng.uniform(1.6, 2.4)]) * r, pen, n=6
+        )
 
 
 def _densify(corners: np.ndarray, n: int) -> np.ndarray:
@@ -455,7 +574,10 @@ def _pre_schematic(sheet: _Sheet) -> None:
     for _ in range(int(rng.integers(1, 4))):
         r = rng.uniform(0.05, 0.12) * sheet.s
         c = rng.uniform([0.15 * sheet.w, 0.12 * sheet.h + r], [0.85 * sheet.w, 0.6 * sheet.h])
-        _tadpole(sheet, c, r)
+        if _has_detail(sheet, 5.0):  # older pre-schematic children: stick people, not tadpoles
+            _stick_figure(sheet, c, r * 0.8)
+        else:
+            _tadpole(sheet, c, r)
     for _ in range(int(rng.integers(1, 5))):  # things float on the page, at any size
         c = _anywhere(sheet, 0.1)
         r = rng.uniform(0.03, 0.09) * sheet.s
@@ -552,9 +674,13 @@ _COLOURS_BY_STAGE = ((1, 3), (1, 3), (1, 4), (2, 5), (3, 7))
 # --- rendering -------------------------------------------------------------------------------------
 
 
-def _paper(rng: Rng, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Off-white paper (RGB uint8) and its grain ("tooth", float32 around 0.5)."""
-    tone = (rng.uniform(238, 252), rng.uniform(236, 250), rng.uniform(226, 246))
+def _paper(
+    rng: Rng, w: int, h: int, tone: tuple[float, float, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Off-white paper (RGB uint8) and its grain ("tooth", float32 around 0.5); ``tone``: the
+    paper's colour (default a random off-white)."""
+    if tone is None:
+        tone = (rng.uniform(238, 252), rng.uniform(236, 250), rng.uniform(226, 246))
     # the paper's tooth has a physical size (about 0.4 mm, a pixel at 768 px per A4 sheet): draw
     # it at that resolution and resample, so a drawing looks the same at any size
     scale = _TOOTH_SIDE / max(w, h)
@@ -570,10 +696,12 @@ def _paper(rng: Rng, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     return paper, tooth
 
 
-def _render(sheet: _Sheet, tex_rng: Rng) -> np.ndarray:
+def _render(
+    sheet: _Sheet, tex_rng: Rng, tone: tuple[float, float, float] | None = None
+) -> np.ndarray:
     """Draw every pen's strokes on paper; returns RGB uint8."""
     w, h = sheet.w, sheet.h
-    img, tooth = _paper(tex_rng, w, h)
+    img, tooth = _paper(tex_rng, w, h, tone)
     for pen in sheet.pens.values():
         if not pen.strokes:
             continue
@@ -590,7 +718,13 @@ def _render(sheet: _Sheet, tex_rng: Rng) -> np.ndarray:
         polys = [
             np.round((p - (x0, y0)) * 8).astype(np.int32).reshape(-1, 1, 2) for p in pen.strokes
         ]
-        cv2.polylines(mask, polys, False, 255, pen.thickness, cv2.LINE_AA, shift=3)
+        if pen.kind in ("pencil", "ballpoint") and sheet.medium is not None:
+            # a hand presses harder on some strokes than on others
+            for poly in polys:
+                press = int(255 * np.clip(pen.pressure * tex_rng.uniform(0.6, 1.15), 0.25, 1.0))
+                cv2.polylines(mask, [poly], False, press, pen.thickness, cv2.LINE_AA, shift=3)
+        else:
+            cv2.polylines(mask, polys, False, 255, pen.thickness, cv2.LINE_AA, shift=3)
         # only the touched pixels are blended: strokes cover a small part of their bounding box
         ys, xs = np.nonzero(mask)
         alpha = mask[ys, xs].astype(np.float32) * (1 / 255)
@@ -601,6 +735,11 @@ def _render(sheet: _Sheet, tex_rng: Rng) -> np.ndarray:
             # wax catches the raised grain and skips the hollows; a light hand skips more
             level = 0.56 - 0.16 * pen.pressure
             alpha *= np.clip((grain - level) * 8.0, 0.0, 1.0) * 0.92
+        elif pen.kind == "ballpoint":
+            # ink flows evenly; a dry ball skips now and then
+            alpha *= np.clip(0.95 + (grain - 0.5) * 1.5, 0.55, 0.95)
+        elif pen.kind == "felt":
+            alpha *= 0.9  # ink soaks the paper: even, no grain
         else:
             alpha *= np.clip(0.55 + (grain - 0.5) * 3.0, 0.2, 0.85)
         absorb = 1.0 - np.asarray(pen.rgb, np.float32) / 255.0
@@ -617,14 +756,42 @@ def _check_stage(stage: int) -> int:
     return int(stage)
 
 
-def render_drawing(stage: int, rng: Rng, size: int = 768) -> np.ndarray:
+def sample_age(stage: int, rng: Rng) -> float:
+    """A child's age (years) for a drawing of ``stage``: around the stage's typical age with the
+    wide overlap of DESIGN.md (:data:`STAGE_AGES`), within 1.5–9 years."""
+    mu, sd = STAGE_AGES[_check_stage(stage)]
+    return float(np.clip(rng.normal(mu, sd), 1.5, 9.0))
+
+
+def _check_medium(medium: str | None) -> str | None:
+    if medium is not None and medium not in MEDIA:
+        raise ValueError(f"medium must be one of {', '.join(MEDIA)}, got {medium!r}")
+    return medium
+
+
+def render_drawing(
+    stage: int,
+    rng: Rng,
+    size: int = 768,
+    *,
+    medium: str | None = None,
+    monochrome: bool = False,
+    age: float | None = None,
+) -> np.ndarray:
     """A child's drawing of progression ``stage`` (0–4) on an A4-shaped sheet of paper.
 
     Portrait or landscape at random; the long side is ``size`` px. Returns RGB uint8 (H, W, 3).
-    Deterministic for the generator's state; the same state gives the same drawing at any size.
-    Raises ValueError for a stage outside 0–4 or a size under 64 px.
+    ``medium``: one of :data:`MEDIA` (pencil, ballpoint and felt pen with pressure varying from
+    stroke to stroke, on white, cream, grey or yellowish paper); None keeps the original generator
+    (crayons, now and then a pencil). ``monochrome``: one pen colour for the whole drawing, as most
+    real figure drawings are. ``age``: the child's age in years; figures gain details with it
+    (Goodenough–Harris: necks, fingers, clothing, feet), and toddlers' scribbles fill the page.
+    Deterministic for the generator's state and the arguments; the same state gives the same
+    drawing at any size. Raises ValueError for a stage outside 0–4, an unknown medium or a size
+    under 64 px.
     """
     stage = _check_stage(stage)
+    medium = _check_medium(medium)
     if size < 64:
         raise ValueError(f"size must be at least 64 px, got {size}")
     shape_seed, texture_seed = rng.integers(0, 2**63 - 1, size=2)
@@ -635,9 +802,43 @@ def render_drawing(stage: int, rng: Rng, size: int = 768) -> np.ndarray:
     lo, hi = _COLOURS_BY_STAGE[stage]
     # toddlers hold chunky crayons; older children draw finer lines
     width = geo.uniform(0.009, 0.02) if stage <= 1 else geo.uniform(0.006, 0.015)
-    sheet = _Sheet(geo, w, h, int(geo.integers(lo, hi + 1)), width)
-    _STAGE_DRAWERS[stage](sheet)
-    return _render(sheet, np.random.default_rng(int(texture_seed)))
+    sheet = _Sheet(geo, w, h, int(geo.integers(lo, hi + 1)), width, medium, bool(monochrome), age)
+    tone = None
+    if medium is not None:
+        base = np.asarray(_PAPER_TONES[int(geo.integers(len(_PAPER_TONES)))], float)
+        t = np.clip(base + geo.normal(0, 2.0, 3), 200, 253)
+        tone = (float(t[0]), float(t[1]), float(t[2]))
+    if stage == 0 and age is not None and geo.random() < 0.45:
+        _dense_scribble(sheet)  # Kellogg: scribbles that fill the page with loops
+    else:
+        _STAGE_DRAWERS[stage](sheet)
+    return _render(sheet, np.random.default_rng(int(texture_seed)), tone)
+
+
+def _dense_scribble(sheet: _Sheet) -> None:
+    """Dense, overlapping loops over much of the page (Kellogg's multiple-line and roving
+    scribbles), placed over the whole sheet or a half of it."""
+    rng = sheet.rng
+    placement = rng.choice(["all", "left", "right", "top", "bottom", "centre"])
+    x0, y0, x1, y1 = 0.05 * sheet.w, 0.05 * sheet.h, 0.95 * sheet.w, 0.95 * sheet.h
+    if placement == "left":
+        x1 = 0.55 * sheet.w
+    elif placement == "right":
+        x0 = 0.45 * sheet.w
+    elif placement == "top":
+        y1 = 0.55 * sheet.h
+    elif placement == "bottom":
+        y0 = 0.45 * sheet.h
+    elif placement == "centre":
+        x0, y0, x1, y1 = 0.2 * sheet.w, 0.2 * sheet.h, 0.8 * sheet.w, 0.8 * sheet.h
+    for _ in range(int(rng.integers(2, 6))):
+        n = int(rng.integers(150, 420))
+        t = np.cumsum(rng.uniform(0.25, 0.55, n))
+        r = rng.uniform(0.03, 0.12) * sheet.s
+        centre = _wander(sheet, n, rng.uniform(0.004, 0.012), 0.15, (x0, y0, x1, y1))
+        loops = centre + r * np.stack([np.cos(t), np.sin(t) * rng.uniform(0.5, 1.0)], 1)
+        pts = np.stack([_fold(loops[:, 0], x0, x1), _fold(loops[:, 1], y0, y1)], 1)
+        sheet.stroke(pts, wobble=0.002)
 
 
 # --- photographing -----------------------------------------------------------------------------------
@@ -735,35 +936,117 @@ def photograph(
     return photo, corners
 
 
-_FORMATS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
+def scan(drawing: np.ndarray, rng: Rng, out_size: tuple[int, int]) -> np.ndarray:
+    """A flatbed scan of a drawing: the sheet fills the frame, flat (no perspective), turned a
+    degree at most, under even light, with a thin white margin, little noise and a slight blur.
+    ``out_size`` is (W, H) in px; returns RGB uint8 (H, W, 3)."""
+    W, H = int(out_size[0]), int(out_size[1])
+    if W < 32 or H < 32:
+        raise ValueError(f"out_size must be at least 32×32 px, got {out_size}")
+    dh, dw = drawing.shape[:2]
+    fill = rng.uniform(0.95, 1.0)
+    scale = fill * min(W / dw, H / dh)
+    angle = rng.normal(0, 0.4)
+    M = cv2.getRotationMatrix2D((dw / 2, dh / 2), angle, scale)
+    M[:, 2] = M[:, 2] + np.array([W / 2 - dw / 2, H / 2 - dh / 2])
+    lid = float(rng.uniform(235, 252))  # the scanner lid behind the sheet
+    img = cv2.warpAffine(
+        drawing, M, (W, H), flags=cv2.INTER_AREA, borderValue=(lid, lid, lid)
+    ).astype(np.float32)
+    img = img * rng.uniform(1.0, 1.06) + rng.uniform(-4, 4)  # the scanner's exposure
+    img += rng.normal(0, rng.uniform(0.3, 1.2), (1, 1, 1)).astype(np.float32)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    return cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 0.6))
 
 
-def make_photo(
-    stage: int, seed: int, *, megapixels: float = 2.0, fmt: str = "jpeg", quality: int = 90
-) -> bytes:
-    """Encoded photo of a photographed synthetic drawing of ``stage``, about ``megapixels`` MP.
+@dataclass
+class SyntheticPhoto:
+    """An encoded synthetic drawing with what generated it."""
 
-    4:3 (landscape or portrait, usually matching the sheet); 12 MP gives 4000×3000. ``fmt`` is
-    "jpeg" or "png"; ``quality`` is the JPEG quality (1–100). Deterministic for (stage, seed).
-    Returns the encoded bytes; raises ValueError for a bad stage, format, quality or size.
-    """
+    data: bytes
+    stage: int
+    age: float  # the child's age (years), sampled for the stage (:func:`sample_age`)
+    medium: str
+    monochrome: bool
+    capture: str  # "scan" or "photo"
+
+
+#: Media a "mixed" training set draws with, and how often; pencil and pen first, as real
+#: figure drawings are.
+_MIX = {"pencil": 0.35, "ballpoint": 0.2, "felt": 0.2, "crayon": 0.25}
+
+
+def make_labelled_photo(
+    stage: int,
+    seed: int,
+    *,
+    megapixels: float = 2.0,
+    medium: str | None = "mixed",
+    monochrome: bool | None = None,
+    capture: str | None = None,
+    fmt: str = "jpeg",
+    quality: int = 90,
+) -> SyntheticPhoto:
+    """A synthetic drawing of ``stage`` by a child of a sampled age, scanned or photographed.
+
+    ``medium``: one of :data:`MEDIA`, "mixed" (drawn at random, pencil and pen most often) or None
+    (the original crayon generator). ``monochrome`` (default: at random, usually for pencil and
+    ballpoint) and ``capture`` ("scan" or "photo"; default at random). Deterministic for the
+    arguments. Raises ValueError for bad arguments."""
     stage = _check_stage(stage)
+    if medium != "mixed":
+        _check_medium(medium)
+    if capture is not None and capture not in CAPTURES:
+        raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {capture!r}")
+    _check_encoding(fmt, megapixels, quality)
+    rng = np.random.default_rng([int(seed) & (2**63 - 1), stage, 7])
+    age = sample_age(stage, rng)
+    if medium == "mixed":
+        medium = str(rng.choice(list(_MIX), p=list(_MIX.values())))
+    if monochrome is None:
+        monochrome = bool(rng.random() < (0.85 if medium in ("pencil", "ballpoint") else 0.35))
+    if capture is None:
+        capture = "scan" if rng.random() < 0.5 else "photo"
+    long_side = int(round(np.sqrt(megapixels * 1e6 * 4 / 3)))
+    short_side = int(round(long_side * 3 / 4))
+    drawing = render_drawing(
+        stage,
+        rng,
+        size=int(np.clip(0.8 * long_side, 256, 1280)),
+        medium=medium,
+        monochrome=monochrome,
+        age=age,
+    )
+    sheet_portrait = drawing.shape[0] > drawing.shape[1]
+    if capture == "scan":
+        # scanned at the sheet's A4 shape
+        ratio = _SHEET_RATIO
+        long_px = int(round(np.sqrt(megapixels * 1e6 / ratio)))
+        out = (
+            (round(long_px * ratio), long_px)
+            if sheet_portrait
+            else (long_px, round(long_px * ratio))
+        )
+        img = scan(drawing, rng, out)
+    else:
+        portrait = sheet_portrait if rng.random() < 0.8 else not sheet_portrait
+        out = (short_side, long_side) if portrait else (long_side, short_side)
+        img, _ = photograph(drawing, rng, out)
+    data = _encode(img, fmt, quality)
+    return SyntheticPhoto(data, stage, age, str(medium or "crayon"), monochrome, capture)
+
+
+def _check_encoding(fmt: str, megapixels: float, quality: int) -> None:
     if fmt.lower() not in _FORMATS:
         raise ValueError(f"fmt must be 'jpeg' or 'png', got {fmt!r}")
     if not 0.01 <= megapixels <= 50:
         raise ValueError(f"megapixels must be within 0.01–50, got {megapixels}")
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be within 1–100, got {quality}")
-    rng = np.random.default_rng([int(seed) & (2**63 - 1), stage])
-    long_side = int(round(np.sqrt(megapixels * 1e6 * 4 / 3)))
-    short_side = int(round(long_side * 3 / 4))
-    # the drawing need not be finer than the sheet in the photo; beyond 1280 px it is only slower
-    drawing = render_drawing(stage, rng, size=int(np.clip(0.8 * long_side, 256, 1280)))
-    sheet_portrait = drawing.shape[0] > drawing.shape[1]
-    portrait = sheet_portrait if rng.random() < 0.8 else not sheet_portrait
-    out = (short_side, long_side) if portrait else (long_side, short_side)
-    photo, _ = photograph(drawing, rng, out)
-    bgr = cv2.cvtColor(photo, cv2.COLOR_RGB2BGR)
+
+
+def _encode(img: np.ndarray, fmt: str, quality: int) -> bytes:
+    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
     ext = _FORMATS[fmt.lower()]
     params = (
         [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
@@ -776,22 +1059,73 @@ def make_photo(
     return buf.tobytes()
 
 
+_FORMATS = {"jpeg": ".jpg", "jpg": ".jpg", "png": ".png"}
+
+
+def make_photo(
+    stage: int,
+    seed: int,
+    *,
+    megapixels: float = 2.0,
+    fmt: str = "jpeg",
+    quality: int = 90,
+    medium: str | None = None,
+) -> bytes:
+    """Encoded photo of a photographed synthetic drawing of ``stage``, about ``megapixels`` MP.
+
+    4:3 (landscape or portrait, usually matching the sheet); 12 MP gives 4000×3000. ``fmt`` is
+    "jpeg" or "png"; ``quality`` is the JPEG quality (1–100). ``medium``: None for the original
+    crayon generator, else one of :data:`MEDIA` or "mixed" (then the drawing may be scanned too;
+    see :func:`make_labelled_photo`, which also gives the child's age). Deterministic for the
+    arguments. Returns the encoded bytes; raises ValueError for a bad stage, format, quality,
+    size or medium.
+    """
+    stage = _check_stage(stage)
+    if medium is not None:
+        return make_labelled_photo(
+            stage, seed, megapixels=megapixels, medium=medium, fmt=fmt, quality=quality
+        ).data
+    _check_encoding(fmt, megapixels, quality)
+    rng = np.random.default_rng([int(seed) & (2**63 - 1), stage])
+    long_side = int(round(np.sqrt(megapixels * 1e6 * 4 / 3)))
+    short_side = int(round(long_side * 3 / 4))
+    # the drawing need not be finer than the sheet in the photo; beyond 1280 px it is only slower
+    drawing = render_drawing(stage, rng, size=int(np.clip(0.8 * long_side, 256, 1280)))
+    sheet_portrait = drawing.shape[0] > drawing.shape[1]
+    portrait = sheet_portrait if rng.random() < 0.8 else not sheet_portrait
+    out = (short_side, long_side) if portrait else (long_side, short_side)
+    photo, _ = photograph(drawing, rng, out)
+    return _encode(photo, fmt, quality)
+
+
 def generate_dataset(
-    n: int, seed: int, *, photographed: bool = True, size: int = 512
+    n: int,
+    seed: int,
+    *,
+    photographed: bool = True,
+    size: int = 512,
+    medium: str | None = None,
+    monochrome: bool = False,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """``n`` synthetic drawings with stages balanced over 0–4, deterministic for ``seed``.
 
     With ``photographed`` each is photographed at long side ``size`` (4:3), else the flat drawing
-    with long side ``size``. Returns (list of RGB uint8 images, stages as int64 (n,)); image ``i``
-    depends only on (seed, i), so a longer dataset begins with a shorter one.
+    with long side ``size``. ``medium``/``monochrome`` as for :func:`render_drawing` (with a
+    medium, each drawing's child has an age, :func:`sample_age`, and details grow with it).
+    Returns (list of RGB uint8 images, stages as int64 (n,)); image ``i`` depends only on
+    (seed, i), so a longer dataset begins with a shorter one.
     """
     if n < 0:
         raise ValueError(f"n must be non-negative, got {n}")
+    _check_medium(medium)
     stages = np.arange(n, dtype=np.int64) % N_STAGES
     images = []
     for i, stage in enumerate(stages):
         rng = np.random.default_rng([int(seed) & (2**63 - 1), i])
-        img = render_drawing(int(stage), rng, size=size)
+        age = None if medium is None else sample_age(int(stage), rng)
+        img = render_drawing(
+            int(stage), rng, size=size, medium=medium, monochrome=monochrome, age=age
+        )
         if photographed:
             short = round(size * 3 / 4)
             out = (short, size) if img.shape[0] > img.shape[1] else (size, short)

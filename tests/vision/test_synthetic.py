@@ -141,3 +141,74 @@ def test_unit_stage_mix_refuses_a_mean_outside_the_scale():
     with pytest.raises(ValueError, match="mean_stage"):
         unit_stage_mix(4.5, np.random.default_rng(0), 10)
     assert unit_stage_mix(0.0, np.random.default_rng(0), 4).tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("medium", ["crayon", "pencil", "ballpoint", "felt"])
+def test_every_medium_renders_deterministically_by_seed(medium):
+    from vision.synthetic import make_labelled_photo
+
+    a = render_drawing(3, np.random.default_rng(4), size=256, medium=medium, age=5.0)
+    b = render_drawing(3, np.random.default_rng(4), size=256, medium=medium, age=5.0)
+    c = render_drawing(3, np.random.default_rng(5), size=256, medium=medium, age=5.0)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    grey = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    assert 200 < np.median(grey) < 255 and (grey < 190).mean() > 0.001
+    for capture in ("scan", "photo"):
+        p = make_labelled_photo(2, 9, megapixels=0.05, medium=medium, capture=capture)
+        assert p == make_labelled_photo(2, 9, megapixels=0.05, medium=medium, capture=capture)
+        assert p.medium == medium and p.capture == capture and 1.5 <= p.age <= 9
+        assert make_labelled_photo(2, 10, megapixels=0.05, medium=medium).data != p.data
+
+
+def test_monochrome_drawings_use_one_pen_colour():
+    img = render_drawing(4, np.random.default_rng(1), size=384, medium="felt", monochrome=True)
+    ink = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) < 170
+    hues = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 0][ink & (img.std(axis=2) > 25)]
+    if len(hues) > 50:  # a grey/black pen has no hue to compare
+        spread = np.percentile(hues, 90) - np.percentile(hues, 10)
+        assert spread < 25
+
+
+def test_a_scan_is_flat_and_fills_the_frame():
+    from vision.synthetic import scan
+
+    drawing = render_drawing(2, np.random.default_rng(3), size=400, medium="pencil")
+    img = scan(drawing, np.random.default_rng(3), (283, 400))
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    assert img.shape == (400, 283, 3) and grey.mean() > 200  # paper edge to edge, no table
+    assert grey.std() < 30  # even light: no vignette or table around
+
+
+def test_ages_follow_stages_with_overlap_and_details_grow_with_age():
+    from vision.synthetic import sample_age
+
+    ages = [[sample_age(s, np.random.default_rng(i)) for i in range(200)] for s in range(5)]
+    means = [np.mean(a) for a in ages]
+    assert all(a < b for a, b in zip(means, means[1:], strict=False))
+    assert np.max(ages[2]) > np.min(ages[3])  # neighbouring stages overlap widely
+
+    # an older child's schematic drawing carries more ink (necks, fingers, clothes) on average
+    def ink(age):
+        return np.mean(
+            [
+                (
+                    cv2.cvtColor(
+                        render_drawing(
+                            4, np.random.default_rng(s), 256, medium="ballpoint", age=age
+                        ),
+                        cv2.COLOR_RGB2GRAY,
+                    )
+                    < 150
+                ).mean()
+                for s in range(12)
+            ]
+        )
+
+    assert ink(8.5) > ink(4.5)
+
+
+def test_an_unknown_medium_is_refused():
+    with pytest.raises(ValueError, match="medium"):
+        render_drawing(1, np.random.default_rng(0), medium="charcoal")
+    with pytest.raises(ValueError, match="medium"):
+        make_photo(1, 1, medium="charcoal")
