@@ -2,7 +2,9 @@
 
 A case is one YAML file. It names its curriculum area (Lpfö 18), the age bands it is written for,
 what the educator does and says (Swedish), and two or more rubric items, each with ordered levels
-0..K and a descriptor per level. Files are validated with pydantic; every problem is reported as a
+0..K and a descriptor per level, and optionally calibration responses: written descriptions of a
+child's response (Swedish) with the researchers' reference level per rubric item and a short
+explanation, which every educator rates to link educators across units. Files are validated with pydantic; every problem is reported as a
 :class:`CaseFileError` naming the file, the field (a dotted path such as ``rubric.1.levels.2``) and
 the reason.
 """
@@ -55,6 +57,19 @@ class RubricItem(BaseModel):
         return len(self.levels) - 1
 
 
+class CalibrationResponse(BaseModel):
+    """A written description of a child's response (Swedish) with the researchers' reference level
+    per rubric item and a short explanation. Every educator rates it; the model uses the ratings
+    to link educators across units and reports each educator's agreement with the reference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    text: str = Field(min_length=1)
+    reference: dict[str, int] = Field(min_length=1)
+    explanation: str = Field(min_length=1)
+
+
 class Case(BaseModel):
     """A structured case: what the educator does and says, and the rubric to rate the response."""
 
@@ -68,6 +83,7 @@ class Case(BaseModel):
     educator_does: str = Field(min_length=1)
     educator_says: str = Field(min_length=1)
     rubric: list[RubricItem] = Field(min_length=1)
+    calibration: list[CalibrationResponse] = Field(default_factory=list)
 
     @field_validator("area")
     @classmethod
@@ -90,6 +106,19 @@ class Case(BaseModel):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"rubric item ids must be unique, repeated: {dupes}")
+        levels = {item.id: item.max_level for item in self.rubric}
+        for n, response in enumerate(self.calibration):
+            for item_id, level in response.reference.items():
+                if item_id not in levels:
+                    raise ValueError(
+                        f"calibration.{n} ({response.id}): reference names rubric item "
+                        f"{item_id!r}, which the case does not have (items: {', '.join(levels)})"
+                    )
+                if not 0 <= level <= levels[item_id]:
+                    raise ValueError(
+                        f"calibration.{n} ({response.id}): reference level {level} of item "
+                        f"{item_id!r} is outside 0-{levels[item_id]}"
+                    )
         return self
 
     def item(self, item_id: str) -> RubricItem:
@@ -150,6 +179,19 @@ class CaseLibrary:
         """Mapping case id -> curriculum area."""
         return {c.id: c.area for c in self}
 
+    def calibration_cases(self) -> dict[str, str]:
+        """Mapping calibration response id -> its case id."""
+        return {r.id: c.id for c in self for r in c.calibration}
+
+    def calibration_references(self) -> dict[tuple[str, str], int]:
+        """Mapping (calibration response id, rubric item) -> the researchers' reference level."""
+        return {
+            (r.id, item): level
+            for c in self
+            for r in c.calibration
+            for item, level in r.reference.items()
+        }
+
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc)
@@ -188,6 +230,7 @@ def validate_case_library(directory: Path | str) -> tuple[CaseLibrary, list[Case
         return CaseLibrary([]), [CaseFileError(directory, "", "no *.yaml case files found")]
     cases: list[Case] = []
     origin: dict[str, Path] = {}
+    cal_origin: dict[str, Path] = {}
     errors: list[CaseFileError] = []
     for path in files:
         case, problems = load_case_file(path)
@@ -201,6 +244,20 @@ def validate_case_library(directory: Path | str) -> tuple[CaseLibrary, list[Case
                 )
             )
             continue
+        clash = sorted(
+            {r.id for r in case.calibration} & (set(cal_origin) | set(origin) | {case.id})
+        )
+        if clash:
+            errors.append(
+                CaseFileError(
+                    path,
+                    "calibration",
+                    f"calibration response id(s) {clash} are already used (ids must be unique "
+                    "across cases and calibration responses)",
+                )
+            )
+            continue
+        cal_origin.update({r.id: path for r in case.calibration})
         origin[case.id] = path
         cases.append(case)
     return CaseLibrary(cases), errors

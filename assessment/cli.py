@@ -10,12 +10,13 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.domain import AREA_LABELS
 
 from .cases import DEFAULT_CASE_DIR, CaseLibraryError, load_case_library, validate_case_library
-from .model import ManyFacetPCM, ModelFitWarning
+from .model import ManyFacetPCM, ModelFitWarning, calibration_agreement
 from .ratings import RatingsFileError, read_ratings
 from .units import unit_abilities
 
@@ -96,15 +97,27 @@ def fit_command(
                     ),
                 )
     units = unit_abilities(model.sheet_table(), adjust_for_age_band=adjust_age)
-    result = _result(model, units)
+    try:  # reference levels of the calibration responses: the given library, else the shipped one
+        references = (library or load_case_library()).calibration_references()
+    except CaseLibraryError:
+        references = {}
+    agreement = calibration_agreement(ratings, references)
+    result = _result(model, units, agreement)
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
     _print_result(Console(), result)
 
 
-def _result(model: ManyFacetPCM, units: list[Any]) -> dict[str, Any]:
-    """The fit as one JSON-ready object (logits; null where undefined or suppressed)."""
+def _result(model: ManyFacetPCM, units: list[Any], agreement: Any = None) -> dict[str, Any]:
+    """The fit as one JSON-ready object (logits; null where undefined or suppressed).
+
+    ``warnings`` holds objects with a ``code`` and a ``message``: ``rater_unit_confounded`` (with
+    ``rater`` and ``unit``) for every educator whose severity cannot be told from a unit's ability,
+    ``model_fit`` for anything else the fit had to work around. A rater with calibration ratings
+    has ``calibration`` (exact and adjacent agreement with the reference levels, n)."""
+    agree = {} if agreement is None else {row.rater: row for row in agreement.itertuples()}
+    confounded_units = {c.unit for c in model.confounded_}
     items = [
         {
             "case": row.case,
@@ -126,6 +139,17 @@ def _result(model: ManyFacetPCM, units: list[Any]) -> dict[str, Any]:
             "infit": _finite(row.infit),
             "outfit": _finite(row.outfit),
             "n": int(row.n),
+            **(
+                {
+                    "calibration": {
+                        "exact": _finite(agree[row.rater].exact),
+                        "adjacent": _finite(agree[row.rater].adjacent),
+                        "n": int(agree[row.rater].n),
+                    }
+                }
+                if row.rater in agree
+                else {}
+            ),
         }
         for row in model.rater_table().itertuples()
     ]
@@ -139,6 +163,7 @@ def _result(model: ManyFacetPCM, units: list[Any]) -> dict[str, Any]:
             "n_sheets": u.n_sheets,
             "suppressed": u.suppressed,
             "age_adjusted": u.age_adjusted,
+            "confounded": u.unit in confounded_units,
         }
         for u in units
     ]
@@ -148,7 +173,8 @@ def _result(model: ManyFacetPCM, units: list[Any]) -> dict[str, Any]:
         "units": unit_rows,
         "converged": bool(model.converged_),
         "iterations": int(model.n_iter_),
-        "warnings": list(model.warnings_),
+        "warnings": [c.as_dict() for c in model.confounded_]
+        + [{"code": "model_fit", "message": str(w)} for w in model.warnings_],
     }
 
 
@@ -170,10 +196,11 @@ def _print_result(console: Console, result: dict[str, Any]) -> None:
             it["case"], it["item"], steps, _fmt(it["infit"]), _fmt(it["outfit"]), str(it["n"])
         )
     console.print(items)
-    raters = Table(title="Raters")
-    for column in ("rater", "severity", "se", "infit", "outfit", "n"):
+    raters = Table(title="Raters (calibration: exact / adjacent agreement with the reference)")
+    for column in ("rater", "severity", "se", "infit", "outfit", "n", "calibration"):
         raters.add_column(column)
     for r in result["raters"]:
+        cal = r.get("calibration")
         raters.add_row(
             r["rater"],
             _fmt(r["severity"]),
@@ -181,6 +208,7 @@ def _print_result(console: Console, result: dict[str, Any]) -> None:
             _fmt(r["infit"]),
             _fmt(r["outfit"]),
             str(r["n"]),
+            f"{_fmt(cal['exact'])} / {_fmt(cal['adjacent'])} (n={cal['n']})" if cal else "–",
         )
     console.print(raters)
     units = Table(title="Units (ability of the unit's sheets; too few sheets are not shown)")
@@ -192,8 +220,8 @@ def _print_result(console: Console, result: dict[str, Any]) -> None:
             u["unit"], u["area"] or "–", u["term"], value, _fmt(u["se"]), str(u["n_sheets"])
         )
     console.print(units)
-    for message in result["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {message}")
+    for warning in result["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning['message'])}")
 
 
 @app.command("import")

@@ -43,10 +43,11 @@ What the fit reports
 --------------------
 * Sheet abilities: posterior means (EAP) and posterior SDs. The mean EAP of a unit's sheets equals
   ``mu_g`` (the score equation of ``mu_g``), so :func:`assessment.units.unit_abilities` gets the
-  unit figure from them; its SE comes from each sheet's observed (Louis) information about its unit
-  mean (``unit_info`` in :meth:`ManyFacetPCM.sheet_table`), not from the spread of the shrunken EAPs.
-* Standard errors: observed information by Louis' formula per sheet (severities and unit means;
-  this includes the uncertainty from not knowing each child's ability) and the complete-data
+  unit figure from them; its SE comes from each sheet's information about its unit mean
+  (``unit_info`` in :meth:`ManyFacetPCM.sheet_table`: ``1 / (sigma**2 + e**2)`` from the posterior
+  variance), not from the spread of the shrunken EAPs.
+* Standard errors: observed information by Louis' formula per (sheet, rater) for severities (it
+  includes the uncertainty from not knowing each child's ability) and the complete-data
   information for thresholds, each given the other parameters.
 * Fit: infit and outfit mean-squares with each rating's expected value and variance from the
   leave-one-out posterior predictive (the sheet's other ratings and its unit's distribution). Under
@@ -369,14 +370,18 @@ class ManyFacetPCM:
             nll += 0.5 * sev_prec * float(rho @ rho) + 0.5 * cal_prec * float(theta_c @ theta_c)
             if n_reg:
                 # Probabilities per (unit-term, rater, item) combination and node, not per rating.
-                eta = (mu[cg] - rho[cr])[:, None] + sigma * nodes[None, :]
-                logits = eta[..., None] * ks - cum[ci][:, None, :]
-                top = logits.max(axis=-1, keepdims=True)
-                prob = np.exp(logits - top)
-                z = prob.sum(axis=-1, keepdims=True)
-                prob /= z
-                log_prob = logits - top - np.log(z)
-                logp = log_prob.transpose(0, 2, 1)[combo, xr]  # (ratings, nodes)
+                # exp(k * eta - cum_k) as powers of exp(eta): one exp per node, not per level
+                # (|eta| <= 30 keeps exp(K * eta) finite; real logits stay far inside).
+                eta = np.clip((mu[cg] - rho[cr])[:, None] + sigma * nodes[None, :], -30, 30)
+                prob = np.empty(eta.shape + (k_max + 1,))
+                prob[..., 0] = 1.0
+                u = np.exp(eta)
+                for k in range(1, k_max + 1):
+                    np.multiply(prob[..., k - 1], u, out=prob[..., k])
+                prob *= np.exp(-cum)[ci][:, None, :]
+                z = prob.sum(axis=-1)
+                prob /= z[..., None]
+                logp = xr[:, None] * eta[combo] - (cum[ir, xr][:, None] + np.log(z)[combo])
                 ll_sq = a_reg @ logp + log_node_w
                 m = ll_sq.max(axis=1, keepdims=True)
                 lse = m[:, 0] + np.log(np.exp(ll_sq - m).sum(axis=1))
@@ -495,13 +500,13 @@ class ManyFacetPCM:
             eap = (w_sq * theta_q).sum(1)
             ability[reg_sheets] = eap
             ability_se[reg_sheets] = np.sqrt(np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12))
-            # Louis' observed information about the unit mean, per sheet.
+            # Each sheet's information about its unit mean, 1 / (sigma**2 + e**2) with e**2 its
+            # measurement error; with the posterior variance v = sigma**2 e**2 / (sigma**2 + e**2)
+            # that is (sigma**2 - v) / sigma**4 (exact for a normal likelihood). Louis' formula on
+            # the fixed nodes is unstable when a sheet has many ratings (narrow posterior).
+            s2 = sigma**2
+            unit_info[reg_sheets] = np.maximum((s2 - ability_se[reg_sheets] ** 2) / s2**2, 1e-9)
             res = xr[:, None] - e_k
-            s_q, i_q = a_reg @ res, a_reg @ v_k
-            mean_s = (w_sq * s_q).sum(1)
-            unit_info[reg_sheets] = np.maximum(
-                (w_sq * i_q).sum(1) - ((w_sq * s_q**2).sum(1) - mean_s**2), 1e-9
-            )
             # The same per (sheet, rater) pair for the severities.
             pair, pair_rater = pd.factorize(sr.astype(np.int64) * n_raters + rr)
             n_pairs = len(pair_rater)

@@ -1,7 +1,11 @@
 """Reading educators' ratings from CSV or XLSX, validated all at once.
 
 A ratings file has one row per sheet x rubric item x rater, with the columns
-``sheet_id, unit, group, age_band, rater, case, item, level, date``. Every problem in the file is
+``sheet_id, unit, group, age_band, rater, case, item, level, date``. A row with an empty ``unit``
+is a calibration rating: ``sheet_id`` is then the id of a calibration response of the case library
+(a written response every educator rates; checked when a library is given), and ``group`` and
+``age_band`` may be empty; many educators rate the same calibration sheet, on different days.
+Every problem in the file is
 collected as a :class:`RatingProblem` (row number as the file shows it, header = row 1; column;
 reason) and :class:`RatingsFileError` is raised with all of them: a file with any error yields
 nothing. No column identifies a child: ``sheet_id`` is an anonymous id of one response sheet.
@@ -31,6 +35,8 @@ RATING_COLUMNS: tuple[str, ...] = (
     "level",
     "date",
 )
+#: Columns a calibration rating (empty unit) may leave empty.
+CALIBRATION_OPTIONAL: tuple[str, ...] = ("unit", "group", "age_band")
 #: Columns that must agree on every row of one sheet (a sheet is one child's response to one case).
 SHEET_COLUMNS: tuple[str, ...] = ("unit", "group", "age_band", "case", "date")
 
@@ -132,8 +138,10 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
         )
 
     empty = table == ""
+    calibration = empty["unit"].to_numpy()  # empty unit: a calibration response (module docstring)
     for column in RATING_COLUMNS:
-        flag(empty[column], column, "value is missing")
+        optional = calibration if column in CALIBRATION_OPTIONAL else False
+        flag(empty[column] & ~optional, column, "value is missing")
 
     band = table["age_band"]
     flag(
@@ -188,7 +196,29 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
             + max_level.fillna(0).astype(int).astype(str),
         )
 
+    if library is not None:
+        cal_case = library.calibration_cases()
+        known_cal = table["sheet_id"].map(cal_case)
+        flag(
+            calibration & ~empty["sheet_id"] & known_cal.isna(),
+            "unit",
+            "value is missing (an empty unit marks a calibration rating, but "
+            + table["sheet_id"].map(repr)
+            + " is not a calibration response of the case library)",
+        )
+        flag(
+            calibration & known_cal.notna() & ~empty["case"] & (known_cal != table["case"]),
+            "case",
+            "calibration response "
+            + table["sheet_id"].map(repr)
+            + " belongs to case "
+            + known_cal.fillna("").map(repr)
+            + ", not "
+            + table["case"].map(repr),
+        )
+
     # One sheet = one child's response to one case: its unit, group, age band, case and date agree.
+    # A calibration sheet is rated by many educators on different days: its unit and case agree.
     present = ~empty["sheet_id"]
     first_row = table.loc[present].groupby("sheet_id", sort=False).head(1)
     first_pos = pd.Series(first_row.index, index=first_row["sheet_id"])
@@ -196,6 +226,8 @@ def validate_ratings(table: pd.DataFrame, library: CaseLibrary | None = None) ->
     for column in SHEET_COLUMNS:
         ref_value = table[column].reindex(ref_index.fillna(-1).astype(int).to_numpy()).to_numpy()
         conflict = present & (table[column].to_numpy() != ref_value)
+        if column in CALIBRATION_OPTIONAL + ("date",):
+            conflict &= ~calibration
         flag(
             conflict,
             column,

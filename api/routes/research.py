@@ -81,6 +81,19 @@ def list_models_route(user: User = require_role("researcher", "admin")) -> list[
     ]
 
 
+def _confounded_lines(model: object) -> list[str]:
+    """One line per unit whose educators' severity the design cannot separate from its ability."""
+    by_unit: dict[str, list[str]] = {}
+    for c in getattr(model, "confounded_", []):
+        by_unit.setdefault(c.unit, []).append(c.rater)
+    return [
+        f"rater_unit_confounded: unit {unit}: the severity of educator(s) {', '.join(sorted(raters))} "
+        "cannot be told apart from the unit's ability (no shared unit, no calibration responses); "
+        "the unit's interval is widened accordingly"
+        for unit, raters in sorted(by_unit.items())
+    ]
+
+
 @router.get(
     "/assessment/fit",
     response_model=AssessmentFitOut,
@@ -123,7 +136,7 @@ def assessment_fit(
         iterations=int(model.n_iter_),
         items=items,
         raters=raters,
-        warnings=[str(w) for w in model.warnings_],
+        warnings=_confounded_lines(model) + [str(w) for w in model.warnings_],
     )
 
 

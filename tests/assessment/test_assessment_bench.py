@@ -1,24 +1,48 @@
-"""bench/assessment.py keeps the other sections of BENCHMARKS.md when it writes its own."""
+"""bench/assessment.py: its section summarises every design, and writing keeps other sections."""
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "assessment.py"
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench" / "assessment.py"
 
 
-def test_write_section_replaces_only_assessment(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("bench_assessment", BENCH)
+def _load(name: str, path: Path):  # noqa: ANN202 - a module object
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_one_design_scores_fit_and_baselines_and_section_lists_all() -> None:
+    bench = _load("bench_assessment", BENCH)
+    result = bench.one("nested", 3, n_units=8, sheets_per_unit=20)
+    assert result["confounded_raters"] == result["n_raters"] > 0
+    assert 0 <= result["covered"] <= result["n_units"] == 8
+    assert -1 <= result["rater_r_base"] <= 1 and -1 <= result["unit_rho_base"] <= 1
+    rows = pd.DataFrame(
+        [{"design": d, "seed": 1, **result} for d in bench.LABELS],
+    )
+    text = bench.section(rows, [{"design": "shared", **result}])
+    for label in bench.LABELS.values():
+        assert label in text
+    assert "100 000-rating fit" in text
+
+
+def test_write_section_replaces_only_assessment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    common = _load("bench_common", ROOT / "bench" / "common.py")
     target = tmp_path / "BENCHMARKS.md"
     target.write_text("# Benchmarks\n\n## Vision\nfast\n\n## Assessment\nold\n\n## Profiles\nok\n")
-    bench.write_section(target, "## Assessment\n\nnew\n")
+    monkeypatch.setattr(common, "BENCHMARKS", target)
+    common.write_section("Assessment", "new\n")
     text = target.read_text()
     assert "## Vision\nfast" in text and "## Profiles\nok" in text
     assert "new" in text and "old" not in text
-    fresh = tmp_path / "NEW.md"
-    bench.write_section(fresh, "## Assessment\n\nnew\n")
-    assert fresh.read_text().startswith("# Benchmarks\n\n## Assessment")
