@@ -164,15 +164,15 @@ def _read_csv(data: bytes, deadline: float) -> pd.DataFrame:
     return frame
 
 
-def read_sheet(data: bytes, suffix: str) -> pd.DataFrame:
+def read_sheet(data: bytes, suffix: str, *, max_bytes: int = MAX_FILE_BYTES) -> pd.DataFrame:
     """The first sheet of an uploaded ``.xlsx`` or ``.csv`` file as a frame: the first row is
     the header; XLSX cells keep their types (None when empty), CSV cells are text.
 
-    Raises :class:`SpreadsheetRefused` (413 over :data:`MAX_FILE_BYTES`,
+    Raises :class:`SpreadsheetRefused` (413 over ``max_bytes``,
     :data:`MAX_UNCOMPRESSED_BYTES`, :data:`MAX_ROWS`, :data:`MAX_COLUMNS`, :data:`MAX_CELLS` or
     :data:`MAX_PARSE_SECONDS`; 422 unreadable or another type)."""
-    if len(data) > MAX_FILE_BYTES:
-        raise _too_large(f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    if len(data) > max_bytes:
+        raise _too_large(f"the file is larger than {max_bytes / (1024 * 1024):g} MB")
     deadline = time.monotonic() + MAX_PARSE_SECONDS
     suffix = suffix.lower()
     if suffix in (".xlsx", ".xlsm"):

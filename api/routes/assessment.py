@@ -74,16 +74,19 @@ def record_sheet_route(session: SessionDep, user: CurrentUser, body: SheetIn) ->
 def _read_upload(file: UploadFile) -> pd.DataFrame:
     """The upload's first sheet, read from memory with the caps of core.spreadsheet (413 over a
     cap, 415 another type, 422 unreadable). Runs in a worker thread: the routes are plain defs."""
-    from core.spreadsheet import MAX_FILE_BYTES, SpreadsheetRefused, read_sheet
+    from core.config import get_settings
+    from core.spreadsheet import SpreadsheetRefused, read_sheet
 
     suffix = Path(file.filename or "").suffix.lower()
     if suffix not in _IMPORT_SUFFIXES:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, detail="send a .csv or .xlsx file"
         )
-    data = file.file.read(MAX_FILE_BYTES + 1)
+    limit = get_settings().max_import_bytes
+    file.file.seek(0)
+    data = file.file.read(limit + 1)
     try:
-        return read_sheet(data, suffix)
+        return read_sheet(data, suffix, max_bytes=limit)
     except SpreadsheetRefused as err:
         raise HTTPException(err.status, detail=err.reason) from None
 

@@ -2,10 +2,15 @@
 
 Every operation of the app's own schema gets up to :data:`MAX_EXAMPLES` generated requests with an
 administrator's bearer token (the widest access, so the handlers are reached rather than stopped
-at the door), against the real app and a real database.
+at the door), against the real app and a real database: SQLite and PostgreSQL (the ``api``
+fixture runs on both, tests/postgres.py). Any 5xx, or an exception the app did not turn into an
+answer, fails the test. ``SPIRA_FUZZ_EXAMPLES`` sets the examples per operation (25 by default,
+which keeps the test to a few minutes per backend).
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -16,7 +21,7 @@ schemathesis = pytest.importorskip(
     reason="schemathesis is not installed: add `schemathesis` to the dev dependencies to fuzz the API",
 )
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = int(os.environ.get("SPIRA_FUZZ_EXAMPLES", "25"))
 
 
 def test_fuzzing_every_operation_finds_no_server_error(api):

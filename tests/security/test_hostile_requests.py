@@ -521,3 +521,24 @@ def test_a_group_of_another_unit_gets_the_404_of_a_missing_group(api):
     assert {code for code, _ in answers} == {404}
     assert "Dalhem" not in json.dumps(answers)
     assert photo_count(api) == 0 and _count(api, ResponseSheet) == 0
+
+
+def test_a_30_mb_json_body_is_refused_before_it_is_read(api):
+    """The body cap of api.main (issue 14) covers the JSON routes of this issue: a 30 MB what-if
+    is 413, with a declared length and sent in chunks."""
+    from core.config import get_settings
+
+    boss = token(api, "boss")
+    unit_id, _, _ = unit_and_group(api, boss)
+    body = b'{"changes": {"children_per_fte": 1}, "term": "' + b"x" * (30 * 1024 * 1024) + b'"}'
+    headers = boss | {"Content-Type": "application/json"}
+    r = api.post(f"/api/units/{unit_id}/what-if", headers=headers, content=body)
+    assert r.status_code == 413
+
+    def chunks():
+        for start in range(0, len(body), 1024 * 1024):
+            yield body[start : start + 1024 * 1024]
+
+    r = api.post(f"/api/units/{unit_id}/what-if", headers=headers, content=chunks())
+    assert r.status_code == 413
+    assert get_settings().max_body_bytes < 30 * 1024 * 1024
