@@ -163,7 +163,9 @@ class WhatIfIn(BaseModel):
     term: SafeText | None = Field(
         None, max_length=7, description="term whose context is changed (default: latest)"
     )
-    changes: dict[Annotated[str, Field(max_length=40)], Annotated[float, Field(allow_inf_nan=False)]] = Field(
+    changes: dict[
+        Annotated[str, Field(max_length=40)], Annotated[float, Field(allow_inf_nan=False)]
+    ] = Field(
         description="context column -> change in its own units (shares as fractions); the changed "
         "value must stay within the column's plausible range (docs/profile_columns.md)",
         examples=[{"children_per_fte": -0.5}],
@@ -201,9 +203,9 @@ class SheetIn(BaseModel):
     group_id: int | None = Field(None, ge=1, le=2**31 - 1)
     age_band: SafeText = Field(max_length=16, examples=["4-5"])
     rated_on: ClientDate = Field(description="the day the sheet was rated: 2000-01-01 to tomorrow")
-    levels: dict[Annotated[SafeText, Field(max_length=120)], Annotated[int, Field(ge=0, le=100)]] = (
-        Field(description="rubric item id -> level", examples=[{"sorterar": 2}], max_length=200)
-    )
+    levels: dict[
+        Annotated[SafeText, Field(max_length=120)], Annotated[int, Field(ge=0, le=100)]
+    ] = Field(description="rubric item id -> level", examples=[{"sorterar": 2}], max_length=200)
 
 
 class SheetOut(BaseModel):

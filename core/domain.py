@@ -153,9 +153,7 @@ def term_problem(text: object, field: str = "term") -> str | None:
         return f"{field}: {err}"
     latest = latest_date()
     if not EARLIEST_DATE.year <= term.year <= latest.year:
-        return (
-            f"{field} {text!s} lies outside the years {EARLIEST_DATE.year} to {latest.year}"
-        )
+        return f"{field} {text!s} lies outside the years {EARLIEST_DATE.year} to {latest.year}"
     return None
 
 

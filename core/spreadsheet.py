@@ -114,7 +114,9 @@ def _read_xlsx(data: bytes, deadline: float) -> pd.DataFrame:
             if len(rows) > MAX_ROWS:
                 _check_dimension(len(rows), None)
             if cells > MAX_CELLS:
-                raise _too_large(f"the sheet has more than {MAX_CELLS} filled cells; split the file")
+                raise _too_large(
+                    f"the sheet has more than {MAX_CELLS} filled cells; split the file"
+                )
             if len(rows) % 256 == 0 and time.monotonic() > deadline:
                 raise _too_large(
                     f"reading the file took longer than {MAX_PARSE_SECONDS:g} s; split the file"

@@ -455,14 +455,14 @@ def ability_frame(session: Session, *, min_n: int) -> tuple[pd.DataFrame, object
     cols = ["unit", "term", "area", "ability", "se", "n_sheets"]
     library = load_case_library()
     ratings = usable_rows(ratings_frame(session, library), "ratings", id_column="sheet_id")
-    skipped = ratings.attrs.get("skipped", 0)
-    if not ratings.empty:
-        # a rating of a case or item the library no longer has cannot be placed on its area
-        known = ratings["area"].notna() if "area" in ratings.columns else True
-        if not bool(np.all(known)):
-            skipped += int((~known).sum())
-            log.warning("left out of the profiles: %d ratings of unknown cases", (~known).sum())
-            ratings = ratings.loc[known].reset_index(drop=True)
+    skipped = int(ratings.attrs.get("skipped", 0))
+    if not ratings.empty and "area" in ratings.columns:
+        # a rating of a case the library no longer has cannot be placed on its area
+        unknown = ratings["area"].isna()
+        if unknown.any():
+            skipped += int(unknown.sum())
+            log.warning("left out of the profiles: %d ratings of unknown cases", unknown.sum())
+            ratings = ratings.loc[~unknown].reset_index(drop=True)
     if ratings.empty or ratings["sheet_id"].nunique() < 2:
         empty = pd.DataFrame(columns=cols)
         empty.attrs["skipped"] = skipped

@@ -130,9 +130,7 @@ def _import(
     return ImportOut(imported=n)
 
 
-_import_errors: dict[int | str, dict] = {
-    code: {"model": ErrorOut} for code in (413, 415, 422)
-}
+_import_errors: dict[int | str, dict] = {code: {"model": ErrorOut} for code in (413, 415, 422)}
 
 
 @router.post(

@@ -152,7 +152,9 @@ def test_a_bad_stored_row_is_left_out_counted_and_every_profile_is_served(api, s
     assert found.exit_code == 1
     report = json.loads(found.stdout)
     assert sorted(r["table"] for r in report["unusable_rows"]) == ["context", "sheet"]
-    assert all("1-VT" in r["reason"] or "0001-01-01" in r["reason"] for r in report["unusable_rows"])
+    assert all(
+        "1-VT" in r["reason"] or "0001-01-01" in r["reason"] for r in report["unusable_rows"]
+    )
     fixed = runner.invoke(app, ["doctor", "--fix", "--json"])
     assert fixed.exit_code == 0, fixed.stdout
     assert json.loads(fixed.stdout)["unusable_rows_removed"] == 2
@@ -296,7 +298,9 @@ def test_health_answers_while_a_big_import_is_parsed(tmp_path, spira_env, traine
         session.commit()
     book = Workbook(write_only=True)
     sheet = book.create_sheet()
-    sheet.append(["sheet_id", "unit", "group", "age_band", "rater", "case", "item", "level", "date"])
+    sheet.append(
+        ["sheet_id", "unit", "group", "age_band", "rater", "case", "item", "level", "date"]
+    )
     for i in range(40_000):
         sheet.append([f"s{i}", "Olympia", "Lingonet", "4-5", "r", "c", "i", 1, "2026-03-10"])
     buffer = io.BytesIO()
@@ -409,12 +413,12 @@ def test_unit_export_csv_neutralises_formulas(api, tmp_path):
     r = upload(api, edu, distinct_jpeg(3), unit_id, group_id, band)
     assert r.status_code == 201
     with api.factory() as s:
-        s.get(Photo, r.json()["photo"]["id"]).activity = "=HYPERLINK(\"http://x\")"
+        s.get(Photo, r.json()["photo"]["id"]).activity = '=HYPERLINK("http://x")'
         s.commit()
         export_unit(s, api.app.state.store, "Olympia", tmp_path / "out", actor="adm")
     photos = next((tmp_path / "out").rglob("photo*.csv"))
     activities = [row["activity"] for row in csv.DictReader(photos.open(encoding="utf-8"))]
-    assert activities == ["'=HYPERLINK(\"http://x\")"]
+    assert activities == ['\'=HYPERLINK("http://x")']
 
 
 # ---- tokens, webhook, text, groups ---------------------------------------------------------------
