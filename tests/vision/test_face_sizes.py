@@ -197,18 +197,7 @@ def _faces_left(scene, result) -> dict[str, list]:
     return left
 
 
-# Measured: at 2 % the cascade at step 1.2 misses about one face in twelve that the check's
-# step 1.1 finds (34 px in the 1091-px stored sheet; 28 px on the portrait artwork). Known gap,
-# reported in BENCHMARKS.md; not strict, since which face slips depends on the run.
-_KNOWN_MISS = pytest.mark.xfail(
-    strict=False, reason="2 % faces the cascade at step 1.2 sometimes misses (issue 14, open)"
-)
-
-
-@pytest.mark.parametrize(
-    ("background", "size", "share"),
-    [pytest.param(*case, marks=_KNOWN_MISS) if case[2] == 0.02 else case for case in _CASES],
-)
+@pytest.mark.parametrize(("background", "size", "share"), _CASES)
 def test_no_detector_finds_a_face_in_anything_stored(scenes, background, size, share):
     scene = scenes[background, size, share]
     result = ingest(scene[2])
