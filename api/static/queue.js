@@ -1,15 +1,32 @@
 // The upload queue: photos waiting to be sent live in IndexedDB (blob + metadata + idempotency key +
 // state), so a reload, a closed tab or a lost connection loses nothing. One sender sends them in
 // order; network failures are retried with exponential backoff using the same Idempotency-Key, so
-// the server stores each photo once however many times it is sent. A refusal (4xx) is final.
+// the server stores each photo once however many times it is sent.
+//
+// Each item belongs to the account that took the photo (`owner`): the sender sends only the signed-in
+// account's items, so on a shared tablet another educator's photos are never sent under the wrong
+// account; they wait for their owner (or are discarded on request). Only a refusal of the photo
+// itself (DEFINITIVE: unreadable, wrong format, too large, invalid) removes it; a session or
+// permission answer (401/403) keeps it queued and asks for a new sign-in.
 
 const DB_NAME = "spira-upload";
 const STORE = "queue";
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 60000;
 
-/** Item states: preparing → queued → sending → sent | refused; queued ⇄ waiting (backoff). */
+/** Item states: preparing → queued → sending → sent | refused; queued ⇄ waiting (backoff);
+ * held: answered with another 4xx (e.g. the unit is gone) — kept, retried after the next sign-in. */
 export const FINAL_STATES = new Set(["sent", "refused"]);
+
+/** Answers that refuse the photo itself: sending it again cannot help, so it is removed (with its
+ * reason shown). Everything else keeps the photo on the tablet. */
+export const DEFINITIVE = new Set([400, 413, 415, 422]);
+
+/** Whether an item may be sent by (and shown to) the account `owner`. Items from before owners
+ * were recorded have none: they wait like another account's. */
+export function ownedBy(item, owner) {
+  return Boolean(owner) && item.owner === owner;
+}
 
 function openDB() {
   return new Promise((resolve, reject) => {
@@ -79,10 +96,19 @@ export async function clearFinished(olderThanMs = 0) {
   return done.length;
 }
 
-/** A new queue item for a prepared photo; `meta` holds unit_id, group_id, age_band, activity, captured_on. */
-export function newItem(blob, name, meta) {
+/** Delete the items of accounts other than `owner` that are not sent yet; returns how many. */
+export async function discardForeign(owner) {
+  const foreign = (await listItems()).filter((i) => !ownedBy(i, owner) && !FINAL_STATES.has(i.state));
+  await tx("readwrite", (store) => Promise.all(foreign.map((i) => request(store.delete(i.key)))));
+  return foreign.length;
+}
+
+/** A new queue item for a prepared photo of account `owner`; `meta` holds unit_id, group_id,
+ * age_band, activity, captured_on. */
+export function newItem(blob, name, meta, owner) {
   return {
     key: crypto.randomUUID(), // the Idempotency-Key: fixed at queueing time, reused by every retry
+    owner, // the account that took the photo: only its session sends it
     blob,
     name,
     size: blob.size,
@@ -147,8 +173,9 @@ function transient(status) {
  * out); `onChange(item, progress)` is called whenever an item changes.
  */
 export class Sender {
-  constructor({ getCsrf, refreshSession, onChange }) {
+  constructor({ getCsrf, getOwner, refreshSession, onChange }) {
     this.getCsrf = getCsrf;
+    this.getOwner = getOwner; // the signed-in account ("" when none): only its items are sent
     this.refreshSession = refreshSession;
     this.onChange = onChange;
     this.running = false;
@@ -164,8 +191,9 @@ export class Sender {
   /** Start a pass; `now` makes waiting items due immediately (connection is back). */
   async kick({ now = false } = {}) {
     if (now) {
+      const owner = this.getOwner();
       for (const item of await listItems()) {
-        if (item.state === "waiting") {
+        if (item.state === "waiting" && ownedBy(item, owner)) {
           await updateItem(item.key, { state: "queued", next_at: 0 });
           this.onChange({ ...item, state: "queued", next_at: 0 });
         }
@@ -187,15 +215,21 @@ export class Sender {
     }
   }
 
-  /** Resume after a new sign-in. */
-  resume() {
+  /** Resume after a new sign-in: held items of this account are tried again. */
+  async resume() {
     this.paused = false;
+    const owner = this.getOwner();
+    for (const item of await listItems()) {
+      if (item.state === "held" && ownedBy(item, owner)) await updateItem(item.key, { state: "queued", next_at: 0 });
+    }
     this.kick({ now: true });
   }
 
   async pass() {
     for (;;) {
-      const items = await listItems();
+      const owner = this.getOwner();
+      if (!owner) return;
+      const items = (await listItems()).filter((i) => ownedBy(i, owner));
       // "sending" after a reload means the page died mid-request: send again (same key).
       const pending = items.filter((i) => ["queued", "waiting", "sending"].includes(i.state));
       if (!pending.length) return;
@@ -213,6 +247,7 @@ export class Sender {
 
   /** Send one item and record the outcome; returns true when the sender must stop (signed out). */
   async sendItem(item) {
+    if (!ownedBy(item, this.getOwner())) return true; // never under another account
     const attempts = (item.attempts || 0) + 1;
     let current = await updateItem(item.key, { state: "sending", attempts });
     this.onChange(current, 0);
@@ -230,10 +265,12 @@ export class Sender {
         detail: "",
         blob: null, // stored on the server: free the tablet's storage
       });
-    } else if (status === 401) {
-      current = await updateItem(item.key, { state: "queued", status, next_at: 0 });
+    } else if (status === 401 || status === 403) {
+      // The session expired, was ended, or no longer allows this unit: the photo is fine. Keep
+      // it queued and ask the educator to sign in again.
+      current = await updateItem(item.key, { state: "queued", status, next_at: 0, detail: data.detail || "" });
       this.paused = true;
-      this.onChange(current, null, { signedOut: true });
+      this.onChange(current, null, { signedOut: true, status, detail: data.detail || "" });
       return true;
     } else if (transient(status)) {
       current = await updateItem(item.key, {
@@ -241,8 +278,13 @@ export class Sender {
         status,
         next_at: Date.now() + backoffDelay(attempts),
       });
-    } else {
+    } else if (DEFINITIVE.has(status)) {
+      // The photo itself is refused: drop its bytes (nothing to retry), keep the reason to show.
       current = await updateItem(item.key, { state: "refused", status, detail: data.detail || `HTTP ${status}`, blob: null });
+    } else {
+      // Another answer (e.g. 404: the unit or group is gone): keep the photo, stop retrying it
+      // until the next sign-in, show why.
+      current = await updateItem(item.key, { state: "held", status, detail: data.detail || `HTTP ${status}` });
     }
     this.onChange(current, null);
     return false;

@@ -2,7 +2,7 @@
 // photos; each is downscaled on the tablet, queued in IndexedDB and sent by the queue's sender.
 
 import { applyTranslations, refusalMessage, setupLanguageSwitch, t } from "./i18n.js";
-import { Sender, clearFinished, listItems, newItem, putItem } from "./queue.js";
+import { FINAL_STATES, Sender, clearFinished, discardForeign, listItems, newItem, ownedBy, putItem } from "./queue.js";
 import { csrfToken, loadSession, session, signOut } from "./session.js";
 
 const MAX_SIDE = 2048; // px on the long side: plenty for stage scoring, a fraction of the bytes
@@ -86,6 +86,11 @@ function saveChoice() {
   );
 }
 
+/** The signed-in account ("" when none): the owner of the photos taken now. */
+function currentOwner() {
+  return session() ? session().user.username : "";
+}
+
 function units() {
   return session() ? session().user.units : [];
 }
@@ -132,7 +137,8 @@ function updatePickers() {
 }
 
 async function enqueue(files) {
-  if (!choiceComplete()) return;
+  const owner = currentOwner();
+  if (!choiceComplete() || !owner) return;
   saveChoice();
   const meta = {
     unit_id: Number($("unit").value),
@@ -143,7 +149,7 @@ async function enqueue(files) {
   };
   for (const file of files) {
     const prepared = await downscale(file);
-    const item = newItem(prepared.blob, prepared.name, meta);
+    const item = newItem(prepared.blob, prepared.name, meta, owner);
     item.scaled = prepared.scaled;
     item.thumb = prepared.thumb;
     await putItem(item);
@@ -163,6 +169,8 @@ function stateText(item) {
       return item.reason === "replay" || item.reason === "duplicate" ? t("state_already") : t("state_sent");
     case "refused":
       return t("state_refused");
+    case "held":
+      return t("state_held");
     default:
       return sender.paused ? t("state_paused") : t("state_queued");
   }
@@ -199,6 +207,12 @@ function itemRow(item) {
     bar.value = progress.get(item.key) ?? 0;
     body.append(bar);
   }
+  if (item.state === "held") {
+    const raw = document.createElement("div");
+    raw.className = "item-detail";
+    raw.textContent = t("api_reason", { detail: item.detail });
+    body.append(raw);
+  }
   if (item.state === "refused") {
     const { message, detail } = refusalMessage(item.status, item.detail);
     const why = document.createElement("div");
@@ -216,12 +230,26 @@ function itemRow(item) {
 
 let renderQueued = false;
 async function render() {
-  const items = await listItems();
+  // Only the signed-in account's photos are listed; another account's wait unseen (a count and
+  // an offer to discard them), and nobody's are listed before a sign-in.
+  const owner = currentOwner();
+  const all = await listItems();
+  const items = all.filter((i) => ownedBy(i, owner));
+  const foreign = all.filter((i) => !ownedBy(i, owner) && !FINAL_STATES.has(i.state));
+  $("foreign").hidden = !(owner && foreign.length);
+  if (owner && foreign.length) {
+    const users = [...new Set(foreign.map((i) => i.owner || "?"))].join(", ");
+    $("foreign-text").textContent = t("foreign_waiting", { n: foreign.length, users });
+  }
   const list = $("queue");
   list.replaceChildren(...items.slice().reverse().map(itemRow));
   $("queue-empty").hidden = items.length > 0;
   const waiting = items.filter((i) => !["sent", "refused"].includes(i.state)).length;
-  $("pending").textContent = waiting ? t(waiting === 1 ? "pending_one" : "pending_count", { n: waiting }) : "";
+  $("pending").textContent = waiting
+    ? t(waiting === 1 ? "pending_one" : "pending_count", { n: waiting })
+    : !owner && foreign.length
+      ? t("foreign_signed_out", { n: foreign.length })
+      : "";
   $("clear-done").hidden = !items.some((i) => ["sent", "refused"].includes(i.state));
   $("offline").hidden = navigator.onLine;
   // Free previews of items that are gone
@@ -249,18 +277,23 @@ async function refreshSession() {
 
 const sender = new Sender({
   getCsrf: csrfToken,
+  getOwner: currentOwner,
   refreshSession,
   onChange: (item, pct, flags = {}) => {
     if (item && pct != null) progress.set(item.key, pct);
     if (item && ["sent", "refused", "waiting"].includes(item.state)) progress.delete(item.key);
-    if (flags.signedOut) showSignedOut(true);
+    if (flags.signedOut) showSignedOut(true, flags.status === 403 ? flags.detail : "");
     scheduleRender();
   },
 });
 
-function showSignedOut(expired) {
+function showSignedOut(expired, refusedDetail = "") {
   $("signed-out").hidden = false;
-  $("signed-out-text").textContent = expired ? t("session_expired") : t("sign_in_first");
+  $("signed-out-text").textContent = refusedDetail
+    ? t("session_refused", { detail: refusedDetail })
+    : expired
+      ? t("session_expired")
+      : t("sign_in_first");
   $("who").textContent = "";
   $("sign-out").hidden = true;
   updatePickers();
@@ -304,6 +337,14 @@ async function main() {
     saveChoice();
     updatePickers();
   });
+  $("discard-foreign").addEventListener("click", async () => {
+    const owner = currentOwner();
+    const n = (await listItems()).filter((i) => !ownedBy(i, owner) && !FINAL_STATES.has(i.state)).length;
+    if (owner && n && confirm(t("discard_foreign_confirm", { n }))) {
+      await discardForeign(owner);
+      render();
+    }
+  });
   $("clear-done").addEventListener("click", async () => {
     await clearFinished();
     render();
@@ -340,7 +381,8 @@ async function main() {
       return;
     }
     showSignedIn();
-    sender.kick({ now: true });
+    await render();
+    sender.resume();
   } else {
     showSignedOut(false);
   }

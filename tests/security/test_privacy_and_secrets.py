@@ -453,3 +453,47 @@ def test_users_add_asks_for_the_password_or_reads_stdin(spira_env):
     with session_factory()() as s:
         user = s.scalar(select(User).where(User.username == "ann"))
         assert user is not None and verify_password("second-password", user.password_hash)
+
+
+def test_no_multipart_part_is_rolled_over_to_a_file_on_upload_or_import(
+    spira_env, bare, monkeypatch
+):
+    """Starlette's parser keeps each file part in a SpooledTemporaryFile: none of them, for a
+    3-MB photo or a 3-MB spreadsheet import, may ever roll over to a file on disk."""
+    from tempfile import SpooledTemporaryFile
+
+    from starlette import formparsers
+
+    from core.users import upsert_user
+
+    rolled: list[int] = []
+    made: list[int] = []
+
+    class Watched(SpooledTemporaryFile):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs.get("max_size", 0))
+            super().__init__(*args, **kwargs)
+
+        def rollover(self):
+            rolled.append(self.tell())
+            super().rollover()
+
+    monkeypatch.setattr(formparsers, "SpooledTemporaryFile", Watched)
+    with bare.factory() as s:
+        upsert_user(s, username="res", password=PASSWORD, role="researcher", unit_names=[])
+        s.commit()
+    headers = _bearer(bare)
+    form = _form(bare, headers)
+    photo = distinct_jpeg(9) + os.urandom(3 * 1024 * 1024)
+    r = bare.post("/api/photos", headers=headers, data=form, files={"file": ("a.jpg", photo)})
+    assert r.status_code == 201, r.text
+    res = bare.post("/api/token", data={"username": "res", "password": PASSWORD}).json()
+    sheet = b"unit,term,children_per_fte\n" + b"Olympia,2026-HT,5.0\n" * 160_000
+    assert len(sheet) > 3 * 1024 * 1024
+    r = bare.post(
+        "/api/context/import",
+        headers={"Authorization": f"Bearer {res['access_token']}"},
+        files={"file": ("context.csv", sheet, "text/csv")},
+    )
+    assert r.status_code < 500, r.text  # accepted or refused for its content, never spooled
+    assert len(made) == 2 and rolled == []
