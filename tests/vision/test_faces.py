@@ -11,7 +11,7 @@ from skimage import data
 
 import vision.faces as faces
 from tests.vision.hostile import encode
-from vision.faces import MODEL_PATH, blur_faces, detect_faces
+from vision.faces import MODEL_PATH, blur_faces, detect_faces, scan_faces
 from vision.ingest import IngestLimits, ingest
 from vision.synthetic import photograph, render_drawing
 
@@ -163,13 +163,33 @@ def test_large_face_is_found_whole_and_tiled(long_side):
     assert any(_iou(box, face) > 0.5 for box in boxes)
 
 
+def ingest_scan(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The face scan exactly as ingest runs it (its default limits) on a working-size image."""
+    limits = IngestLimits()
+    return scan_faces(
+        rgb,
+        detect_long_side=limits.face_scan_long_side,
+        small_face_long_side=limits.small_face_scan_long_side,
+    )
+
+
 @pytest.mark.parametrize(
     ("background", "side", "least"),
-    [("white", 100, 6), ("white", 260, 7), ("coffee", 180, 7), ("coffee", 400, 7)],
+    [
+        ("white", 32, 6),
+        ("white", 100, 7),
+        ("white", 260, 7),
+        ("coffee", 32, 6),
+        ("coffee", 180, 7),
+        ("coffee", 400, 7),
+    ],
 )
 def test_lfw_faces_are_found_by_size(background, side, least):
-    # Measured over 24 faces per size (recall.py in the report): 100 px on white 22/24, 260 px
-    # 24/24, 180 px on coffee 22/24, 400 px 22/23; here 8 faces in two photos of 1600×1067.
+    # Ingest's own scan (BlazeFace's whole view at 256 px and the Haar cascade at 1600) on
+    # 1600×1067 working images, 8 faces in two photos: 32 px is 2 % of the long side. Measured:
+    # 32 px on white 7/8, 100 px 8/8, 260 px 8/8; on coffee 32 px 7/8, 180 px 8/8, 400 px 8/8.
+    # (A 25-px LFW crop is the face alone; the faces missed here are not found by the stock
+    # detectors either: tests/vision/test_face_sizes.py checks that through ingest.)
     sheet = (
         np.full((1067, 1600, 3), 235, np.uint8)
         if background == "white"
@@ -178,7 +198,7 @@ def test_lfw_faces_are_found_by_size(background, side, least):
     found = 0
     for seed in (1, 2):
         image, pasted = paste_lfw_faces(sheet, side, seed)
-        boxes = detect_faces(image)
+        boxes = ingest_scan(image)
         found += sum(_found(box, boxes) for box in pasted)
     assert found >= least
 
@@ -238,11 +258,14 @@ def test_drawn_faces_are_not_blurred():
     # 30 drawings with 3 tadpole faces each; measured 0 of 70 (seeds 0-29 and 100-139) fire.
     drawings = [children_drawing(seed) for seed in range(30)]
     assert sum(bool(detect_faces(drawing)) for drawing in drawings) <= 1
+    # Ingest's scan, with the Haar cascade for small faces: measured 0 of these 30.
+    assert sum(bool(ingest_scan(drawing)) for drawing in drawings) <= 1
 
 
 def test_drawn_faces_under_warm_light_are_not_blurred():
     warm = [(children_drawing(seed) * [1.0, 0.9, 0.72]).astype(np.uint8) for seed in range(6)]
     assert all(detect_faces(drawing) == [] for drawing in warm)
+    assert all(ingest_scan(drawing) == [] for drawing in warm)
 
 
 @pytest.mark.slow
@@ -253,8 +276,11 @@ def test_crayon_drawings_rarely_fire():
     # (vision.resize.area) changes these by at most one. On the 60 below: 5 and 1.
     photos = [photographed_drawing(stage, seed) for stage in (3, 4) for seed in range(30)]
     assert sum(bool(detect_faces(photo)) for photo in photos) <= 6
-    ingest_scan = IngestLimits().face_scan_long_side
-    assert sum(bool(detect_faces(photo, detect_long_side=ingest_scan)) for photo in photos) <= 2
+    whole_view = IngestLimits().face_scan_long_side
+    assert sum(bool(detect_faces(photo, detect_long_side=whole_view)) for photo in photos) <= 2
+    # Ingest's whole scan, with the Haar cascade for faces from 2 % of the long side: measured 5
+    # of these 60 (privacy first: a blurred patch of a drawing costs less than a missed face).
+    assert sum(bool(ingest_scan(photo)) for photo in photos) <= 6
 
 
 def test_paper_check_is_what_spares_the_drawings(monkeypatch):
