@@ -38,6 +38,7 @@ test: lint typecheck label-studio pytest
 
 bench: install
 	$(BIN)/python bench/vision.py --write
+	$(BIN)/python bench/faces.py --write
 	$(BIN)/python bench/assessment.py --write
 	$(BIN)/python bench/profiles.py --write
 	$(BIN)/python bench/api_load.py --write

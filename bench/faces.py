@@ -1,0 +1,160 @@
+"""Faces by size: what ingest's face scan blurs, what it blurs by mistake, and what it costs.
+
+Sweep: real face crops (the astronaut's head, LFW faces) pasted at 2–15 % of the long side into
+12-MP photos, on a photographed drawing (sheet found and cropped to) and on full-frame artwork,
+4000×3000 and 3000×4000 (``tests.vision.test_face_sizes.face_scene``, three faces a photo). Each
+photo goes through ``vision.ingest.ingest``; a face counts as blurred when neither OpenCV's stock
+Haar cascade (step 1.1, 3 neighbours) nor BlazeFace (at 432 and 1200 px, paper check off) finds
+anything on it in the processed image or the thumbnail. The same photos ingested with no face scan
+show what the checks find when nothing is blurred (their own recall).
+
+False alarms: the same scenes with no face pasted (drawings with drawn faces, on a sheet and
+full-frame), counted as photos in which ingest blurred anything.
+
+Time: process CPU per photo of ``ingest`` on the same JPEG bytes, one at a time, with ingest's scan
+(BlazeFace's whole view plus the Haar cascade for small faces) and with the baseline scan
+(BlazeFace's whole view alone, ``small_face_scan_long_side=0``, as before issue 14), in one run.
+
+Usage: python bench/faces.py [--seeds 2] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def _cpu_ms(function, *args, **kwargs):
+    start = time.process_time()
+    result = function(*args, **kwargs)
+    return result, (time.process_time() - start) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=2, help="photos per case (3 faces each)")
+    parser.add_argument("--write", action="store_true", help="write the results to BENCHMARKS.md")
+    args = parser.parse_args()
+
+    import cv2
+    import simplejpeg
+
+    from bench.common import write_section
+    from tests.vision.test_face_sizes import (
+        BACKGROUNDS,
+        FACE_SIZES,
+        PHOTO_SIZES,
+        _encode,
+        blazeface_faces,
+        face_scene,
+        faces_where_stored,
+        haar_faces,
+        on_a_face,
+    )
+    from vision.ingest import IngestLimits, ingest
+
+    cv2.setNumThreads(1)
+    scan = IngestLimits()
+    baseline = IngestLimits(small_face_scan_long_side=0)
+    off = IngestLimits(face_scan_long_side=16, small_face_scan_long_side=0)
+
+    def left_on(photo, pasted, result) -> list[bool]:
+        """Per pasted face: True when a check detector still finds it in anything stored."""
+        seen = [False] * len(pasted)
+        for blob in (result.jpeg, result.thumbnail_jpeg):
+            image = simplejpeg.decode_jpeg(blob, "RGB")
+            where = faces_where_stored(photo, pasted, image)
+            found = haar_faces(image) + blazeface_faces(image)
+            for k, box in enumerate(where):
+                seen[k] = seen[k] or bool(on_a_face(found, [box]))
+        return seen
+
+    rows = []
+    times = {"scan": [], "baseline": []}
+    for background in BACKGROUNDS:
+        for size in PHOTO_SIZES:
+            for share in FACE_SIZES:
+                faces = blurred = seen_unblurred = 0
+                for seed in range(1, args.seeds + 1):
+                    photo, pasted = face_scene(background, size, share, seed)
+                    data = _encode(photo)
+                    result, ms = _cpu_ms(ingest, data, limits=scan)
+                    times["scan"].append(ms)
+                    _, ms = _cpu_ms(ingest, data, limits=baseline)
+                    times["baseline"].append(ms)
+                    faces += len(pasted)
+                    blurred += sum(not left for left in left_on(photo, pasted, result))
+                    seen_unblurred += sum(left_on(photo, pasted, ingest(data, limits=off)))
+                rows.append((background, size, share, faces, blurred, seen_unblurred))
+                print(rows[-1], flush=True)
+    alarms = []
+    for background in BACKGROUNDS:
+        for size in PHOTO_SIZES:
+            n = fired = fired_base = 0
+            for seed in range(1, 4 * args.seeds + 1):
+                photo, _ = face_scene(background, size, 0.05, 100 + seed, n=0)
+                data = _encode(photo)
+                n += 1
+                fired += ingest(data, limits=scan).faces_blurred > 0
+                fired_base += ingest(data, limits=baseline).faces_blurred > 0
+            alarms.append((background, size, n, fired, fired_base))
+            print(alarms[-1], flush=True)
+
+    scan_ms, base_ms = float(np.median(times["scan"])), float(np.median(times["baseline"]))
+    by_share = {}
+    for _, _, share, faces, blurred, _ in rows:
+        total = by_share.setdefault(share, [0, 0])
+        total[0] += faces
+        total[1] += blurred
+    lines = [
+        f"Sweep: {args.seeds} photo(s) per case, 3 faces each (astronaut's head and LFW crops), "
+        "12 MP JPEG through `vision.ingest.ingest`. Blurred: neither the stock Haar cascade "
+        "(step 1.1, 3 neighbours) nor BlazeFace (432 and 1200 px, paper check off) finds the "
+        "face in the processed image or the thumbnail. In brackets: faces those checks find when "
+        "ingest blurs nothing (they see the faces).",
+        "",
+        "| face (share of long side) | "
+        + " | ".join(f"{b} {w}×{h}" for b in BACKGROUNDS for w, h in PHOTO_SIZES)
+        + " | all |",
+        "|---|" + "---|" * (len(BACKGROUNDS) * len(PHOTO_SIZES) + 1),
+    ]
+    for share in FACE_SIZES:
+        cells = [
+            f"{blurred}/{faces} ({seen})"
+            for background in BACKGROUNDS
+            for size in PHOTO_SIZES
+            for b, s, sh, faces, blurred, seen in rows
+            if (b, s, sh) == (background, size, share)
+        ]
+        faces, blurred = by_share[share]
+        lines.append(f"| {share * 100:g} % | " + " | ".join(cells) + f" | {blurred}/{faces} |")
+    lines += [
+        "",
+        "False alarms (drawings with drawn faces, no real face; photos in which anything was "
+        "blurred), ingest's scan / baseline scan: "
+        + "; ".join(
+            f"{b} {w}×{h} {fired}/{n} / {fired_base}/{n}"
+            for b, (w, h), n, fired, fired_base in alarms
+        )
+        + ".",
+        "",
+        f"CPU per photo of `ingest` (median of {len(times['scan'])} photos, one at a time): "
+        f"**{scan_ms:.0f} ms** with ingest's scan (BlazeFace's whole view at 256 px plus the Haar "
+        f"cascade at 1600 px), {base_ms:.0f} ms with BlazeFace's whole view alone (the scan before "
+        f"issue 14): **{scan_ms / base_ms:.2f}×** the baseline ingest, "
+        f"+{scan_ms - base_ms:.0f} ms per photo.",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if args.write:
+        write_section("Faces by size", body)
+
+
+if __name__ == "__main__":
+    main()
