@@ -76,7 +76,7 @@ def main() -> None:
         return seen
 
     rows = []
-    times = {"scan": [], "baseline": []}
+    times: dict[str, list[float]] = {"scan": [], "baseline": []}
     for background in BACKGROUNDS:
         for size in PHOTO_SIZES:
             for share in FACE_SIZES:
@@ -107,7 +107,7 @@ def main() -> None:
             print(alarms[-1], flush=True)
 
     scan_ms, base_ms = float(np.median(times["scan"])), float(np.median(times["baseline"]))
-    by_share = {}
+    by_share: dict[float, list[int]] = {}
     for _, _, share, faces, blurred, _ in rows:
         total = by_share.setdefault(share, [0, 0])
         total[0] += faces

@@ -102,16 +102,16 @@ def haar_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
     its 24-px window up), on the whole image."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     found = _HAAR.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=3)
-    return [tuple(int(v) for v in box) for box in np.asarray(found).reshape(-1, 4)]
+    return [(int(x), int(y), int(w), int(h)) for x, y, w, h in np.asarray(found).reshape(-1, 4)]
 
 
 def blazeface_faces(rgb: np.ndarray) -> list[tuple[int, int, int, int]]:
     """BlazeFace, generously: the whole image tiled at 1200 px (2×2 tiles of 720 px) and at 432,
     the paper check off, so drawn-looking boxes count too."""
-    found = []
+    found: list[tuple[int, int, int, int]] = []
     for long_side in (432, 1200):
         boxes, _ = faces._face_candidates(rgb, min(long_side, max(rgb.shape[:2])))
-        found += [tuple(int(v) for v in (x0, y0, x1 - x0, y1 - y0)) for x0, y0, x1, y1 in boxes]
+        found += [(int(x0), int(y0), int(x1 - x0), int(y1 - y0)) for x0, y0, x1, y1 in boxes]
     return found
 
 
@@ -128,11 +128,11 @@ def faces_where_stored(
         scale = width / photo.shape[1]
         return [tuple(round(v * scale) for v in box) for box in pasted]  # type: ignore[misc]
     corners = corners * (photo.shape[1] / copy.shape[1])
-    target = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
+    target = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
     warp = cv2.getPerspectiveTransform(corners.astype(np.float32), target)
     mapped = []
     for x, y, w, h in pasted:
-        points = np.float32([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])[None]
+        points = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float32)[None]
         (x0, y0), (x1, y1) = (
             f(cv2.perspectiveTransform(points, warp)[0], axis=0) for f in (np.min, np.max)
         )
