@@ -13,8 +13,9 @@ BlazeFace needs a face of about 24 px in its 256-px input, so seeing a 2 % face 
 tiles at about 1200 px: some 35 model runs per photo. Small faces (2–13 % of the long side) are
 instead found by OpenCV's stock frontal-face Haar cascade (shipped inside the opencv-python wheel)
 on a grey copy at 1600 px (the working size), where a 2 % face is 32 px, above the cascade's 24-px window
-(:func:`find_small_faces`); its hits pass the same paper check. :func:`scan_faces` runs both, as
-ingest does.
+(:func:`find_small_faces`, scale step 1.1: at 1.2 a face falling between two scales was missed);
+its hits pass the same paper check. :func:`scan_faces` runs both, as ingest does. The cascade is
+most of the scan's cost (bench/faces.py, BENCHMARKS.md "Faces by size").
 """
 
 from __future__ import annotations
