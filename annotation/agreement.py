@@ -10,9 +10,9 @@ Open-source Label Studio does not compute agreement, so Spira does. From a long 
 every figure with the number of items behind it and a bootstrap 95 % interval over items. Figures
 resting on fewer than ``min_items`` items are suppressed ("too few to show"), never dropped.
 
-Kappa weights use the stage numbers themselves (0–4), not the ranks of the stages that happen to be
-present, so a pair that only used stages 0, 2 and 4 is still scored on the 0–4 scale. This equals
-scikit-learn's ``cohen_kappa_score(a, b, weights="quadratic", labels=range(n_stages))``.
+Kappa is :mod:`training.metrics`'s (one implementation for model cards and annotators): its weights
+use the stage numbers themselves (0–4), not the ranks of the stages that happen to be present, so a
+pair that only used stages 0, 2 and 4 is still scored on the 0–4 scale.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from core.domain import MIN_GROUP_SIZE, N_STAGES
+from training.metrics import confusion_matrix, qwk_from_confusions
 
 TOO_FEW = "too few to show"
 UNDEFINED_NO_VARIATION = "undefined: no variation in the labels"
@@ -259,35 +260,6 @@ def _bootstrap_alpha(
     return out
 
 
-def confusion_matrix(a: np.ndarray, b: np.ndarray, n_stages: int = N_STAGES) -> np.ndarray:
-    """Stages × stages counts: row = stage from ``a``, column = stage from ``b``."""
-    out = np.zeros((n_stages, n_stages), dtype=int)
-    np.add.at(out, (a.astype(int), b.astype(int)), 1)
-    return out
-
-
-def _qwk_from_confusions(confusions: np.ndarray) -> np.ndarray:
-    """Quadratic weighted kappa for a stack of confusion matrices (..., K, K); NaN if undefined."""
-    k = confusions.shape[-1]
-    idx = np.arange(k)
-    weights = (idx[:, None] - idx[None, :]) ** 2 / max(k - 1, 1) ** 2
-    conf = confusions.astype(float)
-    total = conf.sum(axis=(-2, -1))
-    expected = (
-        np.einsum("...i,...j->...ij", conf.sum(axis=-1), conf.sum(axis=-2))
-        / np.maximum(total, 1.0)[..., None, None]
-    )
-    observed_dis = (weights * conf).sum(axis=(-2, -1))
-    expected_dis = (weights * expected).sum(axis=(-2, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(expected_dis > 0, 1.0 - observed_dis / expected_dis, np.nan)
-
-
-def quadratic_weighted_kappa(a: np.ndarray, b: np.ndarray, n_stages: int = N_STAGES) -> float:
-    """Cohen's kappa with quadratic weights on the stage numbers; NaN when undefined."""
-    return float(_qwk_from_confusions(confusion_matrix(a, b, n_stages)))
-
-
 def _bootstrap_pair(
     a: np.ndarray, b: np.ndarray, n_stages: int, n_bootstrap: int, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
@@ -299,7 +271,7 @@ def _bootstrap_pair(
     confusions = (weights @ onehot).reshape(n_bootstrap, n_stages, n_stages)
     diff = a - b
     return {
-        "kappa": _qwk_from_confusions(confusions),
+        "kappa": qwk_from_confusions(confusions),
         "exact": weights @ (diff == 0) / n,
         "mad": weights @ np.abs(diff) / n,
         "md": weights @ diff / n,
@@ -335,7 +307,7 @@ def _pair_figures(
     n = len(a)
     conf = confusion_matrix(a, b, n_stages)
     point = {
-        "kappa": float(_qwk_from_confusions(conf)),
+        "kappa": float(qwk_from_confusions(conf)),
         "exact": float(np.mean(a == b)) if n else float("nan"),
         "mad": float(np.mean(np.abs(a - b))) if n else float("nan"),
         "md": float(np.mean(a - b)) if n else float("nan"),

@@ -16,9 +16,9 @@ from annotation.agreement import (
     compute_agreement,
     consensus_of_others,
     krippendorff_alpha_ordinal,
-    quadratic_weighted_kappa,
 )
 from core.domain import N_STAGES
+from training.metrics import quadratic_weighted_kappa, stage_metrics
 
 STAGE_RANGE = list(range(N_STAGES))
 
@@ -102,6 +102,22 @@ def test_kappa_uses_stage_numbers_not_ranks() -> None:
     assert quadratic_weighted_kappa(a, b) == pytest.approx(on_scale)
     assert quadratic_weighted_kappa(a, b) == pytest.approx(25 / 52)
     assert by_rank == pytest.approx(0.75)
+
+
+def test_model_cards_and_annotators_share_one_kappa() -> None:
+    # stage_metrics (model cards) scores the predicted top stage with the same QWK as annotators.
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, N_STAGES, 200)
+    probs = rng.dirichlet(np.ones(N_STAGES), 200)
+    probs[np.arange(200), y] += 0.5
+    top = probs.argmax(axis=1)
+    metrics = stage_metrics(probs, y)
+    expected = cohen_kappa_score(y, top, weights="quadratic", labels=STAGE_RANGE)
+    assert metrics["qwk"] == pytest.approx(expected, abs=1e-12)
+    assert metrics["qwk"] == pytest.approx(quadratic_weighted_kappa(y, top), abs=1e-12)
+    assert metrics["confusion"] == [
+        [int(((y == i) & (top == j)).sum()) for j in range(N_STAGES)] for i in range(N_STAGES)
+    ]
 
 
 def test_perfect_agreement_gives_one_everywhere() -> None:
