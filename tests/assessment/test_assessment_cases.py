@@ -14,7 +14,7 @@ from assessment.cases import (
     load_case_library,
     validate_case_library,
 )
-from assessment.cli import app
+from cli.assess import app
 from core.domain import CURRICULUM_AREAS
 
 
@@ -88,3 +88,33 @@ def test_cli_cases_lists_and_fails_on_broken(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["cases", "--dir", str(tmp_path)])
     assert bad.exit_code == 1
     assert "bad.yaml" in bad.output and "age_bands" in bad.output and "7-9" in bad.output
+
+
+def test_calibration_responses_are_shipped_and_checked(tmp_path: Path) -> None:
+    library = load_case_library()
+    cases = library.calibration_cases()
+    assert len(cases) >= 8 and len(set(cases.values())) >= 5
+    for cal_id, case_id in cases.items():
+        case = library.get(case_id)
+        response = next(r for r in case.calibration if r.id == cal_id)
+        assert response.text and response.explanation
+        assert set(response.reference) == {i.id for i in case.rubric}
+    refs = library.calibration_references()
+    assert len(refs) == sum(len(library.get(c).rubric) for c in cases.values())
+
+    _write(tmp_path, "a.yaml", _good_case())
+    again = _good_case()
+    again["id"] = "other"  # a different case reusing a.yaml's calibration ids
+    _write(tmp_path, "b.yaml", again)
+    broken = _good_case()
+    broken["id"] = "third"
+    broken["calibration"] = [
+        {**broken["calibration"][0], "id": "kal-new", "reference": {"fortsatta": 7}}
+    ]
+    _write(tmp_path, "c.yaml", broken)
+    valid, errors = validate_case_library(tmp_path)
+    assert [c.id for c in valid] == ["matte-monster"]
+    by_file = {Path(e.file).name: e for e in errors}
+    assert set(by_file) == {"b.yaml", "c.yaml"}
+    assert by_file["b.yaml"].field == "calibration" and "already used" in by_file["b.yaml"].reason
+    assert "outside 0-3" in by_file["c.yaml"].reason

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from assessment.cases import DEFAULT_CASE_DIR, load_case_library
-from assessment.cli import app
+from cli.assess import app
 from assessment.synthetic import simulate_ratings
 
 
@@ -61,3 +62,79 @@ def test_fit_human_output(
     result = CliRunner().invoke(app, ["fit", str(path)])
     assert result.exit_code == 0, result.output
     assert "converged" in result.output and "Raters" in result.output
+
+
+def _nested_file(
+    tmp_path: Path,
+    as_file_frame: Callable[[pd.DataFrame], pd.DataFrame],
+    *,
+    calibration: bool,
+) -> tuple[Path, list[str]]:
+    """Ratings where every educator rates alone in one unit (2 per unit), optionally with every
+    educator rating the shipped calibration responses (empty unit): exact on all but one item."""
+    library = load_case_library()
+    ratings, _ = simulate_ratings(
+        n_units=4, n_sheets=240, n_raters=8, raters_per_sheet=1, library=library, seed=5
+    )
+    frame = as_file_frame(ratings)
+    raters = sorted(frame["rater"].unique())
+    if calibration:
+        rows = []
+        cases = library.calibration_cases()
+        for n, ((cal_id, item), level) in enumerate(
+            sorted(library.calibration_references().items())
+        ):
+            for rater in raters:
+                off = 1 if (n == 0 and rater == raters[0]) else 0  # one adjacent miss
+                rows.append(
+                    {
+                        "sheet_id": cal_id,
+                        "unit": "",
+                        "group": "",
+                        "age_band": "",
+                        "rater": rater,
+                        "case": cases[cal_id],
+                        "item": item,
+                        "level": str(level + off if level < 3 else level - off),
+                        "date": "2026-03-02",
+                    }
+                )
+        frame = pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
+    path = tmp_path / f"nested-{calibration}.csv"
+    frame.to_csv(path, index=False)
+    return path, raters
+
+
+def test_fit_json_warns_when_educators_and_units_are_confounded(
+    tmp_path: Path, as_file_frame: Callable[[pd.DataFrame], pd.DataFrame]
+) -> None:
+    path, raters = _nested_file(tmp_path, as_file_frame, calibration=False)
+    result = CliRunner().invoke(app, ["fit", str(path), "--cases", str(DEFAULT_CASE_DIR), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    confounded = [w for w in out["warnings"] if w["code"] == "rater_unit_confounded"]
+    assert {w["rater"] for w in confounded} == set(raters)
+    assert all({"rater", "unit", "message"} <= set(w) for w in confounded)
+    assert all(u["confounded"] for u in out["units"])
+    assert all("calibration" not in r for r in out["raters"])
+    assert {"items", "raters", "units", "converged", "iterations"} <= set(out)
+
+
+def test_fit_json_with_calibration_links_and_reports_agreement(
+    tmp_path: Path, as_file_frame: Callable[[pd.DataFrame], pd.DataFrame]
+) -> None:
+    path, raters = _nested_file(tmp_path, as_file_frame, calibration=True)
+    result = CliRunner().invoke(app, ["fit", str(path), "--cases", str(DEFAULT_CASE_DIR), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert not [w for w in out["warnings"] if w["code"] == "rater_unit_confounded"]
+    assert not any(u["confounded"] for u in out["units"])
+    assert {u["unit"] for u in out["units"]} == {f"unit-{n:02d}" for n in range(1, 5)}
+    n_refs = len(load_case_library().calibration_references())
+    by_rater = {r["rater"]: r["calibration"] for r in out["raters"]}
+    assert all(c["n"] == n_refs and c["adjacent"] == 1.0 for c in by_rater.values())
+    assert by_rater[raters[0]]["exact"] == pytest.approx((n_refs - 1) / n_refs, abs=1e-6)
+    assert all(by_rater[r]["exact"] == 1.0 for r in raters[1:])
+    # The table view shows the agreement too.
+    text = CliRunner().invoke(app, ["fit", str(path), "--cases", str(DEFAULT_CASE_DIR)])
+    assert text.exit_code == 0 and "calibration" in text.output

@@ -124,3 +124,42 @@ def test_checks_against_case_library(tmp_path: Path, as_file_frame: FileFrame) -
     ok.to_csv(path, index=False)
     loaded = read_ratings(path, library)
     assert set(loaded["area"]) <= set(library.case_areas().values())
+
+
+def test_calibration_rows_have_an_empty_unit_and_a_known_response(
+    tmp_path: Path, as_file_frame: FileFrame
+) -> None:
+    library = load_case_library()
+    ratings, _ = simulate_ratings(n_units=3, n_sheets=20, n_raters=3, library=library, seed=8)
+    frame = as_file_frame(ratings)
+    cal_id, case_id = next(iter(library.calibration_cases().items()))
+    item = library.get(case_id).rubric[0].id
+    calibration = pd.DataFrame(
+        {
+            "sheet_id": cal_id,
+            "unit": "",
+            "group": "",
+            "age_band": "",
+            "rater": ["rater-001", "rater-002"],
+            "case": case_id,
+            "item": item,
+            "level": "1",
+            "date": ["2026-03-02", "2026-03-09"],  # rated on different days: fine
+        }
+    )
+    path = tmp_path / "with-calibration.csv"
+    pd.concat([frame, calibration]).to_csv(path, index=False)
+    loaded = read_ratings(path, library)
+    rows = loaded[loaded["sheet_id"] == cal_id]
+    assert len(rows) == 2 and (rows["unit"] == "").all()
+
+    bad = calibration.assign(
+        sheet_id=["no-such-response", cal_id], case=[case_id, "sprak-rim-ljud"]
+    )
+    bad_path = tmp_path / "bad-calibration.csv"
+    pd.concat([frame, bad]).to_csv(bad_path, index=False)
+    with pytest.raises(RatingsFileError) as err:
+        read_ratings(bad_path, library)
+    reasons = {(p.column, p.reason.split(" (")[0]) for p in err.value.problems}
+    assert ("unit", "value is missing") in reasons  # empty unit, but not a calibration response
+    assert any(c == "case" and "belongs to case" in r for c, r in reasons)
