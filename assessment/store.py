@@ -94,6 +94,19 @@ def import_ratings(
     problems: list[RatingProblem] = []
     for idx, row in ratings.iterrows():
         line = int(str(idx)) + 2
+        if str(row["unit"]).strip() in ("", "nan", "None"):
+            # The sheet table needs a unit; calibration responses have none (see the report of
+            # issue 17): refuse them clearly rather than lose or mis-store them.
+            problems.append(
+                RatingProblem(
+                    line,
+                    "unit",
+                    f"calibration rating of {row['sheet_id']!r} (empty unit): the database does not "
+                    "store calibration ratings yet; fit the file with `spira assess fit` instead, "
+                    "or import it without the calibration rows",
+                )
+            )
+            continue
         unit = units.get(str(row["unit"]))
         if unit is None:
             problems.append(RatingProblem(line, "unit", f"no unit named {row['unit']!r} in Spira"))
