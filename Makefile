@@ -1,6 +1,6 @@
 # Spira: two commands set everything up on a fresh clone.
 #   make demo   create .venv, install, seed demo data, serve on http://127.0.0.1:8000
-#   make test   create .venv if needed, install, run ruff, mypy and pytest
+#   make test   create .venv if needed, install, run ruff, lint-imports (layering), mypy and pytest
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -24,9 +24,10 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy core vision assessment profiles api annotation training bench
+	$(BIN)/mypy core vision assessment profiles api annotation training cli bench
 
 label-studio:
 	@bash scripts/label_studio.sh

@@ -3,7 +3,6 @@
 Pure domain code (no web framework): the API and CLI call these functions.
 """
 
-from annotation.agreement import AgreementReport, Figure, compute_agreement
 from annotation.labelstudio import (
     AnnotationRow,
     LabelStudioClient,
@@ -13,6 +12,7 @@ from annotation.labelstudio import (
     parse_webhook,
 )
 from annotation.selection import STRATEGIES, select_for_labelling, stage_uncertainty
+from training.agreement import AgreementReport, Figure, compute_agreement
 
 __all__ = [
     "STRATEGIES",

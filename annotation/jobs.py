@@ -7,7 +7,15 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from annotation.labelstudio import LabelStudioClient
-from annotation.store import build_tasks, choose_photos, store_annotations
+from annotation.store import (
+    build_tasks,
+    choose_photos,
+    remove_missing_annotations,
+    store_annotations,
+)
+from core.security import signed_image_path
+from training.registry import load_model
+from vision.embed import create_embedder
 
 DEFAULT_PROJECT = "Spira – teckningarnas stadier"
 
@@ -38,10 +46,6 @@ def push(
     Image URLs are signed and expire; pushing again refreshes them and creates no duplicate task.
     With a ``webhook_secret``, Label Studio is told to report new labels to Spira's webhook.
     """
-    from api.routes.images import signed_image_path
-    from training.registry import load_model
-    from vision.embed import create_embedder
-
     model = load_model()
     backbone_version = create_embedder(model.backbone).version
     project_id = client.ensure_project(project)
@@ -83,8 +87,6 @@ def pull(
     """Bring the project's labels into Spira's database, idempotently: new ones added, changed
     ones updated, and the ones deleted in Label Studio deleted here too. Returns (added, updated,
     removed)."""
-    from annotation.store import remove_missing_annotations
-
     project_id = client.find_project(project)
     if project_id is None:
         raise LookupError(

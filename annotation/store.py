@@ -14,10 +14,11 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from annotation.agreement import AgreementReport
 from annotation.labelstudio import AnnotationRow, Prediction, TaskSpec
 from annotation.selection import select_for_labelling
 from core.models import Annotation, Embedding, Photo, StageEstimate
+from training.agreement import AgreementReport, compute_agreement
+from training.labels import label_table
 
 
 def candidate_table(session: Session, stage_version: str, backbone_version: str) -> pd.DataFrame:
@@ -198,9 +199,6 @@ def agreement_report(
 ) -> AgreementReport | None:
     """Agreement among the stored labels (pairwise QWK, Krippendorff's alpha, each vs consensus),
     or None when no label is stored yet."""
-    from annotation.agreement import compute_agreement
-    from training.labels import label_table
-
     labels = label_table(session)
     if labels.empty:
         return None

@@ -38,9 +38,9 @@ def main() -> None:
     from sqlalchemy import insert, select, text
 
     from bench.common import write_section
+    from cli.demo import seed_structure
     from core.config import get_settings
     from core.db import dispose_engines, get_engine, migrate, session_factory
-    from core.demo import seed_structure
     from core.models import Embedding, Group, Photo, Rating, ResponseSheet, StageEstimate
     from tests.postgres import PostgresServer, find_postgres_bin
     from vision.embed import create_embedder

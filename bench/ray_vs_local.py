@@ -29,7 +29,7 @@ def _queue(factory, store, n: int, megapixels: float) -> None:
     """Store ``n`` ingested synthetic photos as pending rows."""
     from sqlalchemy import select
 
-    from core.demo import seed_structure
+    from cli.demo import seed_structure
     from core.models import Group, Photo
     from vision.ingest import ingest
     from vision.synthetic import make_photo

@@ -128,9 +128,9 @@ def main() -> None:
     import torch
 
     from bench.common import write_section
+    from cli.demo import seed_structure
     from core.config import get_settings
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.storage import get_store
     from training.jobs import run_training
     from training.registry import load_model

@@ -1,7 +1,7 @@
 """Administrator commands: doctor, audit, retention, delete, export-unit.
 
 Mounted at the top level of ``spira`` by :func:`mount`; also runnable on its own as
-``python -m core.admin_cli COMMAND``.
+``python -m cli.admin COMMAND``.
 """
 
 from __future__ import annotations

@@ -13,12 +13,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from assessment.cases import (
+    DEFAULT_CASE_DIR,
+    CaseLibraryError,
+    load_case_library,
+    validate_case_library,
+)
+from assessment.model import ManyFacetPCM, ModelFitWarning, calibration_agreement
+from assessment.ratings import RatingsFileError, read_ratings
+from assessment.units import unit_abilities
 from core.domain import AREA_LABELS
-
-from .cases import DEFAULT_CASE_DIR, CaseLibraryError, load_case_library, validate_case_library
-from .model import ManyFacetPCM, ModelFitWarning, calibration_agreement
-from .ratings import RatingsFileError, read_ratings
-from .units import unit_abilities
 
 app = typer.Typer(
     help="Educators' assessments: the case library and the many-facet partial credit model.",
@@ -231,10 +235,9 @@ def import_command(
     ),
 ) -> None:
     """Store a ratings file in Spira's database (checked against the case library; all or nothing)."""
+    from assessment.store import import_ratings
     from core.config import get_settings
     from core.db import migrate, session_factory
-
-    from .store import import_ratings
 
     err = Console(stderr=True)
     try:

@@ -9,6 +9,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from cli.admin import mount as mount_admin
+from cli.annotate import app as annotate_app
+from cli.assess import app as assess_app
+from cli.profiles import app as profiles_app
 from core.config import get_settings
 
 app = typer.Typer(
@@ -26,20 +30,10 @@ app.add_typer(users_app, name="users")
 app.add_typer(models_app, name="models")
 
 
-def _mount() -> None:
-    from annotation.cli import app as annotate_app
-    from assessment.cli import app as assess_app
-    from profiles.cli import app as profiles_app
-
-    app.add_typer(annotate_app, name="annotate")
-    app.add_typer(assess_app, name="assess")
-    app.add_typer(profiles_app, name="profiles")
-    from core.admin_cli import mount as mount_admin
-
-    mount_admin(app)
-
-
-_mount()
+app.add_typer(annotate_app, name="annotate")
+app.add_typer(assess_app, name="assess")
+app.add_typer(profiles_app, name="profiles")
+mount_admin(app)
 
 console = Console(stderr=True)
 
@@ -467,10 +461,16 @@ def embed(
         console.print(f"[red]error:[/red] engine {engine!r} is not one of local, ray")
         raise typer.Exit(2)
     if engine == "ray":
+        from training.registry import load_model
         from vision.ray_engine import run_ray
 
         _migrated()
-        done = run_ray(address=address, batch_size=get_settings().batch_size)
+        try:
+            ray_model = load_model()
+        except FileNotFoundError as err:
+            console.print(f"[red]error:[/red] {err}")
+            raise typer.Exit(2) from None
+        done = run_ray(address=address, batch_size=get_settings().batch_size, model=ray_model)
         console.print(f"processed {done} photo(s) on Ray")
         return
     from sqlalchemy import func, select
@@ -508,7 +508,7 @@ def demo(
     seed: int = typer.Option(7),
 ) -> None:
     """Seed the eight pilot units with synthetic photos pushed through the real pipeline, then serve."""
-    from core.demo import seed_demo
+    from cli.demo import seed_demo
 
     factory = _migrated()
     with _progress() as progress:

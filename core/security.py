@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -80,3 +81,40 @@ def upload_digest(data: bytes) -> str:
     equal digests (duplicates are found), yet the stored value cannot be matched to a camera
     file by anyone without the key, unlike a plain SHA-256."""
     return hmac.new(derived_key("upload-digest"), data, hashlib.sha256).hexdigest()
+
+
+# Image links: a processed image behind a signed, expiring URL (for Label Studio and the pages'
+# thumbnails). The URL carries the photo id, the variant, an expiry time and an HMAC over the three,
+# keyed with the server's secret: it can be handed to Label Studio without a Spira account, it
+# expires, and it cannot be altered to point at another photo. Core owns the signing so that the
+# annotation jobs (which hand links out) and the API route (which serves them) share it.
+
+
+class ImageLinkError(ValueError):
+    """A signed image link that is expired or not valid; ``str(err)`` says which, for the user."""
+
+
+def image_link_signature(photo_id: str, variant: str, expires: int) -> str:
+    key = derived_key("image-link")
+    return hmac.new(key, f"{photo_id}:{variant}:{expires}".encode(), hashlib.sha256).hexdigest()[
+        :32
+    ]
+
+
+def signed_image_path(photo_id: str, variant: str = "image", *, ttl_s: int = 7 * 24 * 3600) -> str:
+    """Path (append to the public base URL) of a signed link valid ``ttl_s`` seconds."""
+    expires = int(time.time()) + ttl_s
+    sig = image_link_signature(photo_id, variant, expires)
+    return f"/api/images/{photo_id}/{variant}?expires={expires}&sig={sig}"
+
+
+def verify_image_link(photo_id: str, variant: str, expires: int, sig: str) -> None:
+    """Raise :class:`ImageLinkError` unless ``sig`` signs this photo, variant and unexpired time."""
+    if expires < time.time():
+        raise ImageLinkError("this image link has expired; ask for a new one")
+    if (
+        len(sig) != 32
+        or any(c not in "0123456789abcdef" for c in sig)
+        or not hmac.compare_digest(sig, image_link_signature(photo_id, variant, expires))
+    ):
+        raise ImageLinkError("this image link is not valid")

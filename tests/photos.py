@@ -18,8 +18,8 @@ def queue_photos(
     """Migrate the test database, seed the demo structure and accept one synthetic photo per
     (stage, seed) into ``unit_name``'s first group, as an upload would (left pending). Returns
     the session factory."""
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.models import Group, Unit
     from core.storage import get_store
     from vision.photos import accept_photo

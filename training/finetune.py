@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from core.domain import N_STAGES
+from vision.embed import create_embedder, load_backbone, preprocess, resolve_device
 
 Progress = Callable[[int, int], None]
 
@@ -143,10 +144,8 @@ def fine_tune_backbone(
     ``progress(done, total)`` is called after every batch. Raises ValueError for fewer than two
     stages or fewer images than one batch needs.
     """
-    import torch
-    from safetensors.torch import save_file
-
-    from vision.embed import _resolve_device, load_backbone, preprocess
+    import torch  # lazy: torch takes seconds to import and only fine-tuning needs autograd
+    from safetensors.torch import save_file  # lazy: imports torch
 
     stages = np.asarray(stages, dtype=np.int64)
     if len(np.unique(stages)) < 2:
@@ -155,7 +154,7 @@ def fine_tune_backbone(
         raise ValueError("fine-tuning needs at least two labelled images")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    device = _resolve_device(device)  # type: ignore[arg-type]
+    device = resolve_device(device)  # type: ignore[arg-type]
     model, cfg, _ = load_backbone(backbone, weights)
     model = model.to(device, memory_format=torch.channels_last)
     score_layer = torch.nn.Linear(int(model.num_features), 1).to(device)
@@ -220,8 +219,6 @@ def check_cpu_parity(
 
     Raises RuntimeError when it is below ``least``: such weights must not be served.
     """
-    from vision.embed import create_embedder
-
     reference = create_embedder(backbone, weights=weights, device="cpu", runtime="torch")
     serving = create_embedder(backbone, weights=weights, device="cpu", runtime="auto")
     a, b = reference.embed(list(images)), serving.embed(list(images))
@@ -238,9 +235,9 @@ def check_cpu_parity(
 def parity_probes(n: int = 10, seed: int = 7) -> list[np.ndarray]:
     """Fixed images for the parity check: synthetic drawings of every stage, flat and
     photographed, plus skimage's astronaut (a natural photo)."""
-    from skimage import data
+    from skimage import data  # lazy: scikit-image is needed only for the parity probes
 
-    from vision.synthetic import photograph, render_drawing
+    from vision.synthetic import photograph, render_drawing  # lazy: scipy.stats, probes only
 
     rng = np.random.default_rng(seed)
     probes: list[np.ndarray] = [data.astronaut()]

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from core.models import Annotation, Photo
 from core.storage import get_store
+from training.agreement import compute_agreement
 from vision.worker import decode_stored
 
 
@@ -61,8 +62,6 @@ def images_from_annotations(session: Session):
         groups.append(f"group-{photo.group_id}")
     human = None
     if labels["annotator"].nunique() >= 2:
-        from annotation.agreement import compute_agreement
-
         report = compute_agreement(labels, item="photo_id", n_bootstrap=0)
         kappas = [
             p.quadratic_weighted_kappa.value

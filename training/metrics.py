@@ -1,7 +1,7 @@
 """Evaluation of stage predictions against labels: the figures every model card reports.
 
 Quadratic weighted kappa lives here once, for model cards and for the agreement between annotators
-(:mod:`annotation.agreement` imports it). Its weights use the stage numbers themselves (0–4), not
+(:mod:`training.agreement` imports it). Its weights use the stage numbers themselves (0–4), not
 the ranks of the stages that happen to be present; this equals scikit-learn's
 ``cohen_kappa_score(a, b, weights="quadratic", labels=range(n_stages))``.
 """

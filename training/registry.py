@@ -21,10 +21,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from core.models import Embedding, ModelVersion, StageEstimate
-from core.storage import BlobStore
-from vision.model import BACKBONE_FILE, StageModel
-from vision.stages import DrawingAgeHead, OrdinalStageHead
+from core.models import Embedding, ModelVersion, Photo, StageEstimate
+from core.storage import BlobStore, get_store
+from training.finetune import check_cpu_parity, parity_probes
+from vision.model import BACKBONE_FILE, StageModel, drawing_features_batch
+from vision.stages import DrawingAgeHead, OrdinalStageHead, estimate_row
+from vision.worker import decode_stored
 
 PROMOTED_FILE = "PROMOTED"
 
@@ -196,8 +198,6 @@ def promote(
             "train with a stage column"
         )
     if model.fine_tuned:
-        from training.finetune import check_cpu_parity, parity_probes
-
         weights = model.backbone_weights()
         assert weights is not None
         check_cpu_parity(model.backbone, weights, parity_probes())
@@ -232,11 +232,6 @@ def embed_stored(
     """Embed, with ``model``'s backbone, every processed photo that has no embedding from it yet;
     the drawing features are copied from the photo's earlier embedding (they do not depend on the
     backbone). Returns the number embedded; unreadable stored images are skipped and logged."""
-    from core.models import Photo
-    from core.storage import get_store
-    from vision.model import drawing_features_batch
-    from vision.worker import decode_stored
-
     store = store or get_store()
     have = select(Embedding.photo_id).where(Embedding.model_version == model.backbone_version)
     photos = list(
@@ -310,17 +305,3 @@ def rescore_stored(session: Session, model: StageModel, *, batch: int = 2048) ->
         for r, p, e in zip(chunk, scores.probs, scores.expected, strict=True):
             session.add(estimate_row(r.photo_id, model.version, p, float(e)))
     return len(rows)
-
-
-def estimate_row(photo_id: str, version: str, probs: np.ndarray, expected: float) -> StageEstimate:
-    p = [float(x) for x in probs]
-    return StageEstimate(
-        photo_id=photo_id,
-        model_version=version,
-        p0=p[0],
-        p1=p[1],
-        p2=p[2],
-        p3=p[3],
-        p4=p[4],
-        expected_stage=expected,
-    )

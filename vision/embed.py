@@ -193,7 +193,7 @@ def preprocess(images: Sequence[np.ndarray], cfg: dict[str, Any]) -> np.ndarray:
     return out
 
 
-def _resolve_device(device: Device) -> str:
+def resolve_device(device: Device) -> str:
     if device != "auto":
         return device
     try:
@@ -224,7 +224,7 @@ class Embedder:
         import torch
 
         self.name = name
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         self.runtime: str = (
             runtime if runtime != "auto" else ("torch" if self.device == "cuda" else "openvino")
         )

@@ -36,8 +36,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Embedding, Photo, StageEstimate
 from core.storage import BlobStore
-from training.registry import estimate_row
 from vision.model import StageModel, drawing_features_batch
+from vision.stages import estimate_row
 from vision.worker import MAX_ATTEMPTS, decode_stored
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,7 @@ def run_ray(
     batch_size: int = 32,
     num_cpus: int | None = None,
     num_actors: int | None = None,
-    model: StageModel | None = None,
+    model: StageModel,
     window: int = WINDOW,
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -272,17 +272,16 @@ def run_ray(
     afterwards. An already initialised Ray (``ray.is_initialized()``) is used as it is and left
     running. ``batch_size``: photos per CPU task, actor call and write transaction.
     ``num_actors``: embedding actors (default: one per GPU, else one per 4 CPUs, at least one).
-    ``model``: the stage model (default: the promoted one). ``progress`` is called with the number
+    ``model``: the stage model (the caller loads it, e.g. the promoted one from
+    :func:`training.registry.load_model`). ``progress`` is called with the number
     of photos written after each transaction.
     """
     import ray
 
     from core.config import get_settings
     from core.db import session_factory
-    from training.registry import load_model
 
     settings = get_settings()
-    model = model or load_model()
     check_features(model)
     backbone = backbone_setup(model, settings.models_path / "onnx")
     storage_root = str(settings.storage_path.resolve())

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.models import Embedding, Photo
 from core.storage import WORKER_LOCK, BlobStore, file_lock
-from training.registry import estimate_row
 from vision.features import WORK_SIDE
 from vision.ingest import reduced_size
 from vision.model import StageModel, drawing_features_batch
+from vision.stages import estimate_row
 from vision.threads import map_per_core
 
 log = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
-from annotation.agreement import AgreementReport
 from api.deps import SessionDep, require_role
 from api.schemas import ErrorOut
 from core.audit import record
 from core.config import get_settings
 from core.models import User
+from training.agreement import AgreementReport
 
 router = APIRouter(prefix="/api/annotations", tags=["annotations"])
 

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotation.agreement import (
+from core.domain import N_STAGES
+from training.agreement import (
     TOO_FEW,
     UNDEFINED_NO_VARIATION,
     compute_agreement,
     consensus_of_others,
     krippendorff_alpha_ordinal,
 )
-from core.domain import N_STAGES
 from training.metrics import quadratic_weighted_kappa, stage_metrics
 
 STAGE_RANGE = list(range(N_STAGES))

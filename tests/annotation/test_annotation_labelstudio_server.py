@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from annotation.agreement import compute_agreement
 from annotation.devserver import LabelStudioServer
 from annotation.labelstudio import LabelStudioClient, TaskSpec, label_config, parse_webhook
+from training.agreement import compute_agreement
 
 pytestmark = pytest.mark.labelstudio
 

@@ -33,9 +33,9 @@ def spira_server(spira_env, trained_model, monkeypatch):
     import uvicorn
 
     from api.main import create_app
+    from cli.demo import seed_structure
     from core.config import get_settings
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.storage import get_store
     from training.registry import load_model, promote
     from vision.photos import accept_photo

@@ -11,8 +11,8 @@ PASSWORD = "correct-horse-battery"
 @pytest.fixture
 def api(spira_env, trained_model):
     from api.main import create_app
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.users import upsert_user
     from training.registry import promote
 

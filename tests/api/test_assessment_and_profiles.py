@@ -178,7 +178,7 @@ def test_profile_triangulates_assessment_and_context(api):
 def test_export_cli_writes_every_format(api, spira_env, tmp_path):
     from typer.testing import CliRunner
 
-    from core.cli import app
+    from cli.main import app
 
     res = token(api, "res")
     api.post(

@@ -40,7 +40,7 @@ def test_profile_freshness_check_is_reused_for_its_seconds_and_dropped_by_a_writ
 ):
     from core.config import get_settings
     from core.db import session_factory
-    from profiles.store import ProfileService
+    from profiles.service import ProfileService
 
     service = ProfileService()
     calls = []
@@ -63,7 +63,7 @@ def test_profile_freshness_check_is_reused_for_its_seconds_and_dropped_by_a_writ
 
 def test_fingerprint_changes_with_each_thing_profiles_rest_on(api):
     from core.models import ResponseSheet, UnitContext
-    from profiles.store import ProfileService
+    from profiles.service import ProfileService
 
     with api.factory() as s:
         before = ProfileService.fingerprint(s)
@@ -104,7 +104,7 @@ def test_concurrent_profile_reads_are_each_audited_before_the_answer(api):
 
 
 def test_cached_profile_answer_is_the_same_document_as_a_fresh_one(api):
-    from profiles.store import profile_service
+    from profiles.service import profile_service
 
     headers = _token(api, "res")
     unit_id = _olympia(api)
@@ -168,10 +168,10 @@ def test_only_one_process_drains_the_queue_at_a_time(tmp_path):
 def test_changed_data_are_rebuilt_in_the_background_while_the_last_build_is_served(
     checked_every_minute, monkeypatch
 ):
+    from cli.demo import seed_structure
     from core.db import session_factory
-    from core.demo import seed_structure
     from core.models import Unit, UnitContext
-    from profiles.store import ProfileService
+    from profiles.service import ProfileService
 
     factory = session_factory()
     with factory() as s:
@@ -214,7 +214,7 @@ def api_checked_every_minute(api, monkeypatch):
     """The test app with the production-like freshness window (60 s here; tests default to 0)."""
     from core.config import get_settings
     from core.users import principal_cache
-    from profiles.store import profile_service
+    from profiles.service import profile_service
 
     monkeypatch.setenv("SPIRA_PROFILE_CHECK_SECONDS", "60")
     get_settings.cache_clear()
@@ -324,7 +324,7 @@ def test_a_snapshot_loaded_before_an_invalidation_is_not_kept():
 
 def test_readers_past_the_window_trigger_one_background_check(checked_every_minute, monkeypatch):
     from core.db import session_factory
-    from profiles.store import ProfileService
+    from profiles.service import ProfileService
 
     service = ProfileService()
     assert service.peek() is None  # nothing built yet: the caller builds
@@ -386,7 +386,7 @@ def test_after_a_rebuild_readers_get_the_last_answer_while_one_refresh_runs(
 ):
     from api.routes import units
     from core.models import UnitContext
-    from profiles.store import profile_service
+    from profiles.service import profile_service
 
     api = api_checked_every_minute
     headers = _token(api, "boss")
@@ -431,11 +431,11 @@ def test_after_a_rebuild_readers_get_the_last_answer_while_one_refresh_runs(
 def test_background_rebuilds_start_at_most_once_per_rebuild_window(
     checked_every_minute, monkeypatch
 ):
+    from cli.demo import seed_structure
     from core.config import get_settings
     from core.db import session_factory
-    from core.demo import seed_structure
     from core.models import Unit, UnitContext
-    from profiles.store import ProfileService
+    from profiles.service import ProfileService
 
     monkeypatch.setenv("SPIRA_PROFILE_REBUILD_SECONDS", "60")
     get_settings.cache_clear()

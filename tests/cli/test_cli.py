@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from vision.synthetic import make_photo
 
 runner = CliRunner()
@@ -75,8 +75,8 @@ def test_users_add_validates_and_scopes(spira_env):
     )
     assert bad.exit_code == 2 and "8 characters" in bad.output
     runner.invoke(app, ["demo", "--help"])
+    from cli.demo import seed_structure
     from core.db import session_factory
-    from core.demo import seed_structure
 
     with session_factory()() as s:
         seed_structure(s)
@@ -117,8 +117,8 @@ def test_users_add_validates_and_scopes(spira_env):
 
 
 def test_ingest_folder_reports_accepted_duplicate_and_rejected(spira_env, tmp_path):
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
 
     migrate()
     with session_factory()() as s:

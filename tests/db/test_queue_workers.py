@@ -53,8 +53,8 @@ def backend_env(db_backend_url, tmp_path, monkeypatch, shared_models):
 @pytest.fixture
 def queue(backend_env, processed_images):
     """N_PHOTOS pending photo rows whose processed images are in the store; returns the factory."""
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.models import Group
     from core.storage import get_store
 

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from core.admin_cli import app as admin_app
+from cli.admin import app as admin_app
 from core.domain import EXPECTED_STAGE_BY_AGE_BAND
-from profiles.store import ProfileService, retained_progression, unit_progression
+from profiles.progression import retained_progression, unit_progression
+from profiles.service import ProfileService
 from tests.api.conftest import api, token  # noqa: F401  (re-exported fixture)
 from tests.security.conftest import distinct_jpeg
 

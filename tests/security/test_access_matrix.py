@@ -211,7 +211,7 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
     if "{photo_id}" in path:
         photo_id = ctx.new_photo(scope)
         if path.startswith("/api/images/"):
-            from api.routes.images import signed_image_path
+            from core.security import signed_image_path
 
             return client.get(signed_image_path(photo_id))
         return client.request(method, path.replace("{photo_id}", photo_id), headers=headers)
@@ -277,7 +277,7 @@ def test_lists_show_only_readable_units(api):
 
 @pytest.mark.parametrize("variant", ["image", "thumb"])
 def test_signed_image_links_cannot_be_altered(api, variant):
-    from api.routes.images import signed_image_path
+    from core.security import signed_image_path
 
     ctx = Context(api)
     photo_id, other_id = ctx.new_photo("own"), ctx.new_photo("other")

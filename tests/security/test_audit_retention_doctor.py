@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from core.admin_cli import app as admin_app
+from cli.admin import app as admin_app
 from core.models import AuditEvent, Embedding, Photo, StageEstimate
 from core.retention import RetainedAggregate
 from tests.security.conftest import (

@@ -50,7 +50,7 @@ def _spira() -> list[str]:
     return (
         [str(script)]
         if script.exists()
-        else [sys.executable, "-c", "from core.cli import app; app()"]
+        else [sys.executable, "-c", "from cli.main import app; app()"]
     )
 
 
@@ -103,8 +103,8 @@ class Server:
 @pytest.fixture
 def prepared_env(spira_env, trained_model, tmp_path):
     """A migrated database with units, an educator and the promoted model; the server's env."""
+    from cli.demo import seed_structure
     from core.db import dispose_engines, migrate, session_factory
-    from core.demo import seed_structure
     from core.users import upsert_user
     from training.registry import promote
 
@@ -130,7 +130,7 @@ def prepared_env(spira_env, trained_model, tmp_path):
 
 def _admin(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "core.admin_cli", *args],
+        [sys.executable, "-m", "cli.admin", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -126,8 +126,8 @@ def _every_profile_read(api, headers) -> dict[str, int]:
 def test_a_bad_stored_row_is_left_out_counted_and_every_profile_is_served(api, spira_env):
     from typer.testing import CliRunner
 
-    from core.cli import app
-    from profiles.store import profile_service
+    from cli.main import app
+    from profiles.service import profile_service
 
     res, boss = token(api, "res"), token(api, "boss")
     assert _import(api, res, "ratings", "r.csv", _ratings_csv(UNITS)).status_code == 200
@@ -285,8 +285,8 @@ def test_health_answers_while_a_big_import_is_parsed(tmp_path, spira_env, traine
     import httpx
     from openpyxl import Workbook
 
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.users import upsert_user
     from tests.api.conftest import PASSWORD
     from tests.web.conftest import REPO, _free_port

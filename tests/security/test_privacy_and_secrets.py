@@ -31,8 +31,8 @@ def bare(spira_env):
     """An app on a fresh database with the pilot units and an educator (no model: uploads are
     stored and queued, nothing is scored)."""
     from api.main import create_app
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.users import upsert_user
 
     migrate()
@@ -171,7 +171,7 @@ def test_a_slow_12_mb_upload_never_touches_disk(spira_env, bare, tmp_path):
     port = _free_port()
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from core.cli import app; app()", "serve", "--port", str(port)],
+        [sys.executable, "-c", "from cli.main import app; app()", "serve", "--port", str(port)],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -326,7 +326,7 @@ def test_serving_on_a_network_address_needs_a_configured_secret(
 def test_spira_serve_refuses_a_network_address_without_a_secret(spira_env, monkeypatch):
     from typer.testing import CliRunner
 
-    from core.cli import app
+    from cli.main import app
 
     monkeypatch.delenv("SPIRA_SECRET_KEY", raising=False)
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "1"])
@@ -352,11 +352,11 @@ def test_each_use_has_its_own_key(spira_env, bare):
     good = create_token("1", purpose="access", minutes=5)
     assert read_token(good, purpose="access")["sub"] == "1"
     # an image link signed with the bare secret does not open the image
-    from api.routes.images import _signature
+    from core.security import image_link_signature
 
     expires = int(time.time()) + 60
     bare_sig = hmac.new(master_secret(), f"x:image:{expires}".encode(), hashlib.sha256)
-    assert _signature("x", "image", expires) != bare_sig.hexdigest()[:32]
+    assert image_link_signature("x", "image", expires) != bare_sig.hexdigest()[:32]
 
 
 # --- 5. Smaller holes -----------------------------------------------------------------------
@@ -429,9 +429,9 @@ def test_docs_are_served_from_this_server_only(spira_env, bare):
 def test_users_add_asks_for_the_password_or_reads_stdin(spira_env):
     from typer.testing import CliRunner
 
-    from core.cli import app
+    from cli.demo import seed_structure
+    from cli.main import app
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.models import User
     from core.security import verify_password
 

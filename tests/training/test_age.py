@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from training.age import fit_age_head
 from vision.stages import DrawingAgeHead
 

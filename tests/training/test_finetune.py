@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from tests.photos import queue_photos
 from training.finetune import augment, holdout_split
 

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
-from core.cli import app
+from cli.main import app
 from tests.photos import queue_photos
 
 

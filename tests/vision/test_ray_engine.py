@@ -30,8 +30,8 @@ PROB_ATOL = 1e-5
 @pytest.fixture
 def queue(spira_env):
     """N_PHOTOS pending photos (distinct processed drawings in the store); returns the factory."""
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.models import Group
     from core.storage import get_store
     from vision.ingest import ingest

@@ -92,8 +92,8 @@ class LiveServer:
 @pytest.fixture
 def live_server(chromium, spira_env, trained_model, tmp_path) -> Iterator[LiveServer]:
     """Seed a fresh var folder (two units' users, promoted model) and serve it with uvicorn."""
+    from cli.demo import seed_structure
     from core.db import migrate, session_factory
-    from core.demo import seed_structure
     from core.users import upsert_user
     from training.registry import promote
 

@@ -33,10 +33,10 @@ RESEARCHER: tuple[str, str, list[str]] = ("forsk", "researcher", [])
 
 @pytest.fixture(scope="module")
 def demo_server(chromium, trained_model, shared_models, tmp_path_factory) -> Iterator[LiveServer]:
-    """The demo municipality (``core.demo.seed_demo``, 3 photos per group and term) served live."""
+    """The demo municipality (``cli.demo.seed_demo``, 3 photos per group and term) served live."""
+    from cli.demo import seed_demo
     from core.config import get_settings
     from core.db import dispose_engines, migrate, session_factory
-    from core.demo import seed_demo
     from core.users import upsert_user
     from training.registry import promote
 

@@ -13,6 +13,10 @@ resting on fewer than ``min_items`` items are suppressed ("too few to show"), ne
 Kappa is :mod:`training.metrics`'s (one implementation for model cards and annotators): its weights
 use the stage numbers themselves (0–4), not the ranks of the stages that happen to be present, so a
 pair that only used stages 0, 2 and 4 is still scored on the 0–4 scale.
+
+It lives in ``training`` (below ``annotation``) because both use it: a model card states the human
+agreement ceiling (:mod:`training.labels`) and ``spira annotate agreement`` reports it
+(:mod:`annotation.store`); see docs/architecture.md for the layers.
 """
 
 from __future__ import annotations
