@@ -453,7 +453,7 @@ class ManyFacetPCM:
             if on_iteration is not None:
                 on_iteration(iteration[0], float(evaluate(p)[0]))
 
-        def run(start: np.ndarray) -> OptimizeResult:
+        def run(start: np.ndarray, gtol: float) -> OptimizeResult:
             return minimize(
                 lambda p: evaluate(p)[:2],
                 start,
@@ -461,10 +461,10 @@ class ManyFacetPCM:
                 method="L-BFGS-B",
                 bounds=bounds,
                 callback=callback,
-                options={"maxiter": self.max_iter, "gtol": self.tol, "ftol": 1e-13, "maxcor": 20},
+                options={"maxiter": self.max_iter, "gtol": gtol, "ftol": 1e-13, "maxcor": 20},
             )
 
-        result = run(p0)
+        result = run(p0, self.tol)
         if self.severity_prior_sd is None:
             # Empirical Bayes: raters as a random facet, N(0, tau**2) with tau the spread of the
             # first fit's severities within the blocks that compare them; then refit from there.
@@ -480,7 +480,7 @@ class ManyFacetPCM:
                 tau2 = max(float((dev**2).sum()) / dof, 0.1**2)
                 prec_cell[0] = 1.0 / tau2
                 nit = result.nit
-                result = run(result.x)
+                result = run(result.x, self.tol)
                 result.nit += nit
         self.severity_prior_sd_ = 1.0 / math.sqrt(prec_cell[0])
         p = result.x.copy()
