@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from assessment.cases import DEFAULT_CASE_DIR, load_case_library
-from cli.assess import app
 from assessment.synthetic import simulate_ratings
+from cli.assess import app
 
 
 def test_fit_json_has_the_documented_keys(
