@@ -168,3 +168,18 @@ def test_erratic_educator_misfits_in_the_nested_design(
     infit = dict(zip(model.raters_, model.rater_infit_, strict=True))
     assert infit.pop(target) > 1.3
     assert np.median(list(infit.values())) < 1.1
+
+
+def test_research_page_lists_one_line_per_confounded_unit(
+    designs: dict[str, tuple[pd.DataFrame, SyntheticTruth, ManyFacetPCM]],
+) -> None:
+    from api.routes.research import _confounded_lines
+
+    ratings, _, model = designs["nested"]
+    lines = _confounded_lines(model)
+    assert len(lines) == ratings["unit"].nunique()
+    first_unit = sorted(ratings["unit"].unique())[0]
+    raters = sorted(ratings.loc[ratings["unit"] == first_unit, "rater"].unique())
+    assert lines[0].startswith(f"rater_unit_confounded: unit {first_unit}:")
+    assert all(r in lines[0] for r in raters)
+    assert _confounded_lines(designs["shared"][2]) == []
