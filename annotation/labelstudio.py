@@ -293,7 +293,7 @@ class LabelStudioClient:
     """
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0) -> None:
-        from label_studio_sdk import LabelStudio  # imported here: only needed when talking to LS
+        from label_studio_sdk import LabelStudio  # lazy: heavy SDK, only when talking to LS
 
         self.base_url = base_url.rstrip("/")
         # Typed as Any: the generated SDK models accept and return extra fields (task_ids on

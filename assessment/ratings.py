@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from core.domain import AGE_BANDS, Term, date_problem, text_problem
+from core.spreadsheet import SpreadsheetRefused, read_sheet
 
 from .cases import CaseLibrary
 
@@ -95,8 +96,6 @@ def read_ratings(path: Path | str, library: CaseLibrary | None = None) -> pd.Dat
     problem; nothing is returned from a file with any error. The file is read with the caps of
     :func:`core.spreadsheet.read_sheet`.
     """
-    from core.spreadsheet import SpreadsheetRefused, read_sheet
-
     path = Path(path)
     if not path.is_file():
         raise RatingsFileError(

@@ -92,7 +92,7 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 
 def alembic_config(url: str | None = None):
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: Alembic is needed only to migrate
 
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
@@ -102,13 +102,13 @@ def alembic_config(url: str | None = None):
 
 def migrate(url: str | None = None, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision`` (creating it if needed)."""
-    from alembic import command
+    from alembic import command  # lazy: Alembic is needed only to migrate
 
     get_engine(url)  # creates the folder of a SQLite file
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str | None = None, revision: str = "base") -> None:
-    from alembic import command
+    from alembic import command  # lazy: Alembic is needed only to migrate
 
     command.downgrade(alembic_config(url), revision)

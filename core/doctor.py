@@ -19,10 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.models import Photo
+from core.audit import record
+from core.domain import AGE_BANDS, date_problem, term_problem
+from core.models import Photo, Rating, ResponseSheet, RetainedAggregate, UnitContext
+from core.retention import delete_photos
 from core.storage import LOCK_FILES, BlobStore
 
 #: A pending photo waiting longer than this is reported (minutes).
@@ -201,8 +204,6 @@ class UnusableRow:
 def _row_reason(
     *, term: str, day: date | None = None, age_band: str | None = None, field_name: str = "date"
 ) -> str | None:
-    from core.domain import AGE_BANDS, date_problem, term_problem
-
     if day is not None:
         problem = date_problem(day, field_name)
         if problem:
@@ -218,8 +219,6 @@ def _row_reason(
 def find_unusable_rows(session: Session) -> list[UnusableRow]:
     """Every stored photo, response sheet, organisational-data row and retained aggregate whose
     date, term or age band lies outside what is accepted today (see :class:`UnusableRow`)."""
-    from core.models import ResponseSheet, RetainedAggregate, UnitContext
-
     found: list[UnusableRow] = []
     for pid, unit_id, term, day, band in session.execute(
         select(Photo.id, Photo.unit_id, Photo.term, Photo.captured_on, Photo.age_band)
@@ -265,12 +264,6 @@ def remove_unusable_rows(
     """Delete ``rows`` (from :func:`find_unusable_rows`): photos with their files (as a deletion
     does), sheets with their ratings, context rows and retained aggregates; one audit event per
     row (action ``delete``, the reason). Commits; returns how many were removed."""
-    from sqlalchemy import delete
-
-    from core.audit import record
-    from core.models import Rating, ResponseSheet, RetainedAggregate, UnitContext
-    from core.retention import delete_photos
-
     photos = [session.get(Photo, r.id) for r in rows if r.table == "photo"]
     models: dict[str, Any] = {
         "sheet": ResponseSheet,

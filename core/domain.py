@@ -1,7 +1,7 @@
 """The vocabulary shared by every Spira package: stages, age bands, curriculum areas, terms.
 
 Nothing here identifies a child. Everything Spira stores or shows is keyed by unit, group, term and
-age band (see DESIGN.md, principle 1).
+age band (docs/architecture.md, principle 1).
 """
 
 from __future__ import annotations

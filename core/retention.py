@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from core.audit import record
+from core.config import get_settings
 from core.models import (
     Annotation,
     AuditEvent,
@@ -82,8 +83,6 @@ class DeletionError(LookupError):
 
 def retention_days_setting() -> int | None:
     """The configured retention age in days (``SPIRA_RETENTION_DAYS``), None when unset."""
-    from core.config import get_settings
-
     days = get_settings().retention_days
     if days is not None and days < 1:
         raise ValueError(f"SPIRA_RETENTION_DAYS must be at least 1 (days), not {days}")

@@ -72,7 +72,7 @@ def _check_dimension(rows: int | None, columns: int | None) -> None:
 
 
 def _read_xlsx(data: bytes, deadline: float) -> pd.DataFrame:
-    from openpyxl import load_workbook
+    from openpyxl import load_workbook  # lazy: openpyxl is read only for .xlsx uploads
 
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))

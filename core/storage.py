@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from core.config import get_settings
+
 #: Lock files that the server processes sharing this storage take in turn (``spira serve
 #: --workers N``): who drains the queue, who commits the audit log. Not blobs; ``spira doctor``
 #: knows them.
@@ -101,6 +103,4 @@ class BlobStore:
 
 
 def get_store() -> BlobStore:
-    from core.config import get_settings
-
     return BlobStore(get_settings().storage_path)

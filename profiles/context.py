@@ -141,7 +141,7 @@ _SKOLVERKET_BENCHMARK = (
     "(riktmärken för barngruppernas storlek)"
 )
 
-#: National references per context column (DESIGN.md, "Context and benchmarks").
+#: National references per context column (docs/architecture.md, "Context and national references").
 REFERENCES: dict[str, Reference] = {
     "mean_group_size": Reference(
         column="mean_group_size",

@@ -20,7 +20,7 @@ from core.domain import AGE_BANDS, CURRICULUM_AREAS, EXPECTED_STAGE_BY_AGE_BAND,
 from profiles.context import CONTEXT_COLUMNS
 from profiles.progression import progression_from_photos
 
-#: Pilot unit names (DESIGN.md); further units are named "Enhet 0009" and so on.
+#: Pilot unit names (docs/architecture.md); further units are named "Enhet 0009" and so on.
 PILOT_UNITS: tuple[str, ...] = (
     "Olympia",
     "Maria Park",

@@ -200,6 +200,7 @@ def bias_check(pred: np.ndarray, age: np.ndarray, folds) -> dict:
 
 
 def _fit_hgb(X: np.ndarray, age: np.ndarray, n_features: int, seed: int) -> DrawingAgeHead:
+    # lazy: scikit-learn only for the gradient-boosting age head
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     Z, mean, scale = _standardise(X)

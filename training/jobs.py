@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +12,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.config import get_settings
+from training.finetune import check_cpu_parity, fine_tune_backbone, holdout_split
+from training.fit import fit_stage_head
+from training.labels import images_from_annotations
+from training.metrics import stage_metrics
+from training.registry import models_dir
+from training.registry import promote as promote_version
 from training.train import (
     Described,
     describe_images,
@@ -18,6 +26,7 @@ from training.train import (
     labelled_from_csv,
     synthetic_labelled,
 )
+from vision.model import stage_inputs
 
 
 class TrainingError(Exception):
@@ -45,7 +54,6 @@ def run_training(
     ``fine_tune``: also fine-tune the backbone for ``epochs`` on all but a grouped ``holdout``
     share of the groups (see :mod:`training.finetune`), on ``device`` ("auto": CUDA when
     present)."""
-    from training.registry import promote as promote_version
 
     def step(description: str):
         if progress is None:
@@ -87,8 +95,6 @@ def run_training(
             "labels": [k for k, v in (("stage", stages), ("age", ages)) if v is not None],
         }
     else:
-        from training.labels import images_from_annotations
-
         with factory() as session:
             try:
                 images, stages, groups, human = images_from_annotations(session)
@@ -172,17 +178,11 @@ def run_training(
 
 def fit_age_metrics(model) -> dict | None:
     """The drawing-age figures stored with a registered model (None when it has none)."""
-    import json
-
-    from training.registry import models_dir
-
     meta = json.loads((models_dir() / model.version / "model.json").read_text())
     return meta.get("metrics", {}).get("age")
 
 
 def _scratch_dir() -> Path:
-    from training.registry import models_dir
-
     models_dir().mkdir(parents=True, exist_ok=True)
     return models_dir()
 
@@ -199,12 +199,6 @@ def _fine_tune(images, stages, groups, scratch: Path, epochs, holdout, seed, dev
     """Fine-tune on the training groups, check the CPU runtime, describe every image with the
     tuned backbone, and score the held-out groups with a head fitted on the training groups (and,
     for comparison, the same with the frozen backbone)."""
-    from core.config import get_settings
-    from training.finetune import check_cpu_parity, fine_tune_backbone, holdout_split
-    from training.fit import fit_stage_head
-    from training.metrics import stage_metrics
-    from vision.model import stage_inputs
-
     backbone = get_settings().backbone
     train, held = holdout_split(groups, stages, holdout, seed)
     if held.any() and len(np.unique(stages[train])) < 2:

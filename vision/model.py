@@ -13,7 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core.config import get_settings
+from vision.embed import create_embedder
+from vision.features import FEATURE_NAMES, drawing_features
 from vision.stages import DrawingAgeHead, OrdinalStageHead
+from vision.threads import map_per_core
 
 HEAD_FILE = "head.npz"
 META_FILE = "model.json"
@@ -27,9 +31,6 @@ def drawing_features_batch(images: list[np.ndarray], *, parallel: bool = True) -
     ``parallel``: spread the images over one thread per core (``vision.threads.map_per_core``);
     off where the caller already runs one task per core (the Ray engine's CPU tasks).
     """
-    from vision.features import FEATURE_NAMES, drawing_features
-    from vision.threads import map_per_core
-
     if not images:
         return np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
     rows = map_per_core(drawing_features, images) if parallel else map(drawing_features, images)
@@ -89,7 +90,6 @@ class StageModel:
         if self.fine_tuned:
             assert self.folder is not None
             return self.folder / BACKBONE_FILE
-        from core.config import get_settings
 
         return get_settings().backbone_weights
 
@@ -181,8 +181,6 @@ class StageModel:
         """The embedder whose embeddings this head was trained on (``options`` go to
         :func:`vision.embed.create_embedder`, e.g. ``runtime``). Raises RuntimeError when the
         configured backbone's weights are not those."""
-        from vision.embed import create_embedder
-
         emb = create_embedder(self.backbone, weights=self.backbone_weights(), **options)
         if emb.version != self.backbone_version:
             raise RuntimeError(

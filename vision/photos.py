@@ -1,6 +1,6 @@
 """Accepting a photo: ingest (privacy and normalisation), durable storage, one database row.
 
-The order matters for the principles in DESIGN.md: nothing is written before the bytes have passed
+The order matters for the principles in docs/architecture.md: nothing is written before the bytes have passed
 every check and been re-encoded without metadata, so a refused upload leaves nothing behind; blobs are
 written (fsynced) before the row is committed, so a success answer means the photo is durable; the
 idempotency key and the (unit, sha256) constraint make a retried upload return the first answer.
@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.config import get_settings
 from core.domain import Term, check_age_band
 from core.models import Group, Photo, Unit
 from core.security import upload_digest
@@ -47,8 +48,6 @@ class Accepted:
 
 
 def limits_from_settings() -> IngestLimits:
-    from core.config import get_settings
-
     s = get_settings()
     return IngestLimits(max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels, min_side=s.min_side)
 

@@ -34,8 +34,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.config import get_settings
+from core.db import session_factory
 from core.models import Embedding, Photo, StageEstimate
 from core.storage import BlobStore
+from vision.embed import create_embedder, load_backbone, preprocess
+from vision.features import FEATURE_NAMES
 from vision.model import StageModel, drawing_features_batch
 from vision.stages import estimate_row
 from vision.worker import MAX_ATTEMPTS, decode_stored
@@ -66,9 +70,6 @@ def describe_batch(
     ``error`` ("" when the image was read, else why not), ``features`` (n, f) float32 and ``pixels``
     (n, 3, H, W) float32, zeros for unreadable rows.
     """
-    from vision.embed import preprocess
-    from vision.features import FEATURE_NAMES
-
     store = BlobStore(Path(storage_root))
     ids = [str(x) for x in batch["photo_id"]]
     images: list[np.ndarray] = []
@@ -104,8 +105,6 @@ class StageEmbedder:
     """
 
     def __init__(self, model: StageModel, backbone: BackboneSetup, device: str) -> None:
-        from vision.embed import create_embedder
-
         check_features(model)  # this node's code, which may differ from the driver's
         self.model = model
         self.embedder = create_embedder(
@@ -222,8 +221,6 @@ def write_results(
 def backbone_setup(model: StageModel, onnx_cache: Path) -> BackboneSetup:
     """The backbone the stage model needs, checked against the configured weights before any Ray
     work starts (a mismatch raises RuntimeError naming both versions)."""
-    from vision.embed import load_backbone
-
     weights = model.backbone_weights()
     _, data_cfg, sha = load_backbone(model.backbone, weights)
     version = f"{model.backbone}@{sha[:8]}"
@@ -244,8 +241,6 @@ def backbone_setup(model: StageModel, onnx_cache: Path) -> BackboneSetup:
 def check_features(model: StageModel) -> None:
     """Raise RuntimeError when the model was trained on other drawing features than this code
     computes (their values would be fed to the head under the wrong names)."""
-    from vision.features import FEATURE_NAMES
-
     if tuple(FEATURE_NAMES) != tuple(model.feature_names):
         raise RuntimeError(
             f"stage model {model.version} was trained on features {list(model.feature_names)}, this "
@@ -276,10 +271,7 @@ def run_ray(
     :func:`training.registry.load_model`). ``progress`` is called with the number
     of photos written after each transaction.
     """
-    import ray
-
-    from core.config import get_settings
-    from core.db import session_factory
+    import ray  # lazy: Ray is optional and heavy (only `--engine ray`)
 
     settings = get_settings()
     check_features(model)

@@ -45,7 +45,7 @@ class OrdinalStageHead:
     # -- fitting ------------------------------------------------------------------------------
     def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None):
         """Fit on features ``X`` (n, d) and integer stages ``y`` (n,); returns self."""
-        import torch
+        import torch  # lazy: torch takes seconds to import; only fitting needs autograd
 
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.int64)
@@ -99,6 +99,7 @@ class OrdinalStageHead:
 
     def calibrate(self, X: np.ndarray, y: np.ndarray) -> OrdinalStageHead:
         """Fit the temperature on held-out data (minimises NLL over T in [0.05, 20]); returns self."""
+        # lazy: SciPy's optimiser only for calibrating at training time
         from scipy.optimize import minimize_scalar
 
         _check_is_fitted(self)
@@ -299,7 +300,7 @@ class DrawingAgeHead:
         if self.ordinal is not None:
             self.ordinal.save(folder / AGE_ORDINAL_FILE)
         if self.estimator is not None:
-            import joblib
+            import joblib  # lazy: joblib only for the gradient-boosting age head's file
 
             joblib.dump(self.estimator, folder / AGE_HGB_FILE)
 
@@ -325,7 +326,7 @@ class DrawingAgeHead:
         if kind == "ordinal":
             kwargs["ordinal"], _ = OrdinalStageHead.load(folder / AGE_ORDINAL_FILE)
         if kind == "hgb":
-            import joblib
+            import joblib  # lazy: joblib only for the gradient-boosting age head's file
 
             # written by `spira train` into the model's own folder, like the head files
             kwargs["estimator"] = joblib.load(folder / AGE_HGB_FILE)

@@ -3,7 +3,7 @@
 For tests, benchmarks and the demo only: a model trained on these says nothing about real drawings,
 and they are never the only evidence that the real path works.
 
-Each stage follows DESIGN.md's progression (after Lowenfeld and Kellogg):
+Each stage follows the progression in docs/architecture.md (after Lowenfeld and Kellogg):
 
 - 0 random scribble: chaotic, overlapping strokes that wander and double back;
 - 1 controlled scribble: repeated lines, zig-zags, loops and spirals;
@@ -57,7 +57,7 @@ _INKS = ((34, 52, 140), (30, 30, 36))
 MEDIA = ("crayon", "pencil", "ballpoint", "felt")
 #: How a drawing reaches the system: a flatbed scan or a tablet photo.
 CAPTURES = ("scan", "photo")
-#: Typical age (years) at each stage and the spread around it (DESIGN.md: ages overlap widely).
+#: Typical age (years) at each stage and the spread around it (docs/architecture.md: ages overlap widely).
 STAGE_AGES = ((1.9, 0.55), (2.8, 0.6), (3.6, 0.7), (5.0, 0.9), (6.8, 0.9))
 #: Paper: white copier paper, cream drawing paper, grey recycled paper, yellowish newsprint.
 _PAPER_TONES = ((249, 249, 247), (246, 240, 226), (228, 227, 222), (240, 234, 210))
@@ -758,7 +758,7 @@ def _check_stage(stage: int) -> int:
 
 def sample_age(stage: int, rng: Rng) -> float:
     """A child's age (years) for a drawing of ``stage``: around the stage's typical age with the
-    wide overlap of DESIGN.md (:data:`STAGE_AGES`), within 1.5–9 years."""
+    wide overlap of docs/architecture.md (:data:`STAGE_AGES`), within 1.5–9 years."""
     mu, sd = STAGE_AGES[_check_stage(stage)]
     return float(np.clip(rng.normal(mu, sd), 1.5, 9.0))
 

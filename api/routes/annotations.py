@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 
+from annotation.labelstudio import parse_deleted, parse_webhook
+from annotation.store import agreement_report, remove_annotations, store_annotations
 from api.deps import SessionDep, require_role
 from api.schemas import ErrorOut
 from core.audit import record
@@ -26,9 +28,6 @@ async def webhook(
     session: SessionDep,
     secret: str | None = Header(None, alias="X-Spira-Webhook-Secret"),
 ) -> dict[str, int]:
-    from annotation.labelstudio import parse_deleted, parse_webhook
-    from annotation.store import remove_annotations, store_annotations
-
     expected = get_settings().webhook_secret
     # compared as bytes: a header with non-ASCII characters is a wrong secret (401), not a 500
     if not expected or not secret or not hmac.compare_digest(secret.encode(), expected.encode()):
@@ -70,8 +69,6 @@ async def webhook(
 def agreement(
     session: SessionDep, user: User = require_role("researcher", "admin")
 ) -> AgreementReport:
-    from annotation.store import agreement_report
-
     report = agreement_report(session)
     if report is None:
         raise HTTPException(
