@@ -16,7 +16,7 @@ from core.config import get_settings
 from core.models import Unit, User
 from core.security import read_token
 from core.users import Principal, load_principal, principal_cache
-from profiles.store import profile_service
+from profiles.service import profile_service
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/token", auto_error=False)
 

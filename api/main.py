@@ -25,7 +25,7 @@ from core.audit import AuditWriter
 from core.config import get_settings
 from core.db import migrate, new_engine, session_factory
 from core.storage import AUDIT_LOCK, BlobStore
-from profiles.store import profile_service
+from profiles.service import profile_service
 from vision.threads import one_thread_per_operation
 
 SECURITY_HEADERS = {

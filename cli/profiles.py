@@ -46,7 +46,8 @@ def build_command(
     as_json: bool = typer.Option(False, "--json", help="print every profile as JSON lines"),
 ) -> None:
     """Build every unit's profile from the database and summarise development areas."""
-    from profiles.store import profile_service
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from profiles.service import profile_service
 
     with (
         _session() as session,
@@ -72,7 +73,7 @@ def export_command(
     The columns are documented in docs/profile_columns.md.
     """
     from profiles.export import export_profiles
-    from profiles.store import profile_service
+    from profiles.service import profile_service
 
     if fmt not in ("csv", "xlsx", "parquet"):
         err.print(f"error: format {fmt!r} is not one of csv, xlsx, parquet")

@@ -1,6 +1,7 @@
 """Unit profiles: progression, assessment and context triangulated into development areas.
 
-The numerical and domain core; database (``profiles.store``) and API wiring live elsewhere.
+The numerical and domain core; the database side is ``profiles.queries`` (reading),
+``profiles.store`` (writing) and ``profiles.service`` (the cached profiles); API wiring lives in api.
 """
 
 from profiles.context import (

@@ -10,6 +10,7 @@ weighs the same, so age bands count by their number of photos.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -203,3 +204,213 @@ def stage_distribution(
         table[col] = table[col].astype(object).where(~table["suppressed"], None)
     table["_t"] = table["term"].map(term_sort_key)
     return table.sort_values(["unit", "_t", *keys[2:]]).drop(columns="_t").reset_index(drop=True)
+
+
+#: Columns of :func:`profiles.queries.retained_frame`: one row per retained unit x term x age band.
+RETAINED_COLUMNS: list[str] = [
+    "unit_id",
+    "unit",
+    "term",
+    "age_band",
+    "n_photos",
+    "sum_stage",
+    "sum_sq_stage",
+    *(f"p{k}" for k in range(5)),
+]
+
+
+def bootstrap_mean_interval(
+    values: np.ndarray, *, resamples: int = 1000, level: float = 0.90, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (one group of
+    :func:`_bootstrap_group_means`, the bootstrap every progression figure uses)."""
+    values = np.asarray(values, dtype=float)
+    starts = np.zeros(1, dtype=np.int64)
+    sizes = np.array([len(values)], dtype=np.int64)
+    means = _bootstrap_group_means(values, starts, sizes, resamples, seed)[:, 0]
+    alpha = (1 - level) / 2
+    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
+
+
+def retained_progression(
+    retained: pd.DataFrame, *, min_n: int, level: float = 0.9, by_age_band: bool = False
+) -> pd.DataFrame:
+    """Progression figures of retained cells (:func:`profiles.queries.retained_frame`), computed from their sums.
+
+    The same table as :func:`progression_from_photos` (its
+    ``PROGRESSION_COLUMNS``, pooled with ``age_band`` "all" or per age band) plus ``mean_lo``,
+    ``mean_hi`` and ``p0`` .. ``p4`` (the stage distribution). The deleted photos cannot be
+    resampled, so intervals are normal approximations at ``level``: mean ± z·sqrt(var / n), with
+    var = sum_sq / n - mean² of the stage (mean stage) or of stage minus the expected stage of the
+    photo's age band (index, weighted by photos across bands). Below ``min_n`` photos every figure
+    is None and ``suppressed`` True, ``n_photos`` kept.
+    """
+    figures = ["mean_stage", "mean_lo", "mean_hi", "index", "index_lo", "index_hi"]
+    p_cols = [f"p{k}" for k in range(5)]
+    if retained.empty:
+        return pd.DataFrame(columns=[*PROGRESSION_COLUMNS, "mean_lo", "mean_hi", *p_cols])
+    unknown = sorted(set(retained["age_band"].astype(str)) - set(EXPECTED_STAGE_BY_AGE_BAND))
+    if unknown:
+        raise ValueError(f"retained cells of unknown age band(s) {unknown}")
+    cells = retained.assign(
+        unit=retained["unit"].astype(str),
+        term=retained["term"].astype(str),
+        age_band=retained["age_band"].astype(str) if by_age_band else ALL_AGE_BANDS,
+        expected=retained["age_band"].astype(str).map(EXPECTED_STAGE_BY_AGE_BAND).astype(float),
+    )
+    n = cells["n_photos"].astype(float)
+    # Sums of the deviation d = stage - expected: sum d = S - n e, sum d² = Q - 2 e S + n e².
+    cells["sum_dev"] = cells["sum_stage"] - n * cells["expected"]
+    cells["sum_sq_dev"] = (
+        cells["sum_sq_stage"]
+        - 2 * cells["expected"] * cells["sum_stage"]
+        + n * cells["expected"] ** 2
+    )
+    keys = ["unit", "term", "age_band"]
+    sums = ["n_photos", "sum_stage", "sum_sq_stage", "sum_dev", "sum_sq_dev", *p_cols]
+    table = cells.groupby(keys, sort=False)[sums].sum().reset_index()
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    count = table["n_photos"].astype(float)
+
+    def mean_and_halfwidth(total: str, total_sq: str) -> tuple[pd.Series, pd.Series]:
+        mean = table[total] / count
+        var = (table[total_sq] / count - mean**2).clip(lower=0.0)
+        return mean, z * np.sqrt(var / count)
+
+    mean, half = mean_and_halfwidth("sum_stage", "sum_sq_stage")
+    table["mean_stage"], table["mean_lo"], table["mean_hi"] = mean, mean - half, mean + half
+    index, half = mean_and_halfwidth("sum_dev", "sum_sq_dev")
+    table["index"], table["index_lo"], table["index_hi"] = index, index - half, index + half
+    table[p_cols] = table[p_cols].div(count, axis=0)
+    table["suppressed"] = table["n_photos"] < min_n
+    for col in [*figures, *p_cols]:
+        table[col] = table[col].astype(object).where(~table["suppressed"], None)
+    table["n_photos"] = table["n_photos"].astype(int)
+    table["_t"] = table["term"].map(term_sort_key)
+    table = table.sort_values(["unit", "_t", "age_band"]).reset_index(drop=True)
+    return table[[*PROGRESSION_COLUMNS, "mean_lo", "mean_hi", *p_cols]]
+
+
+def without_photo_terms(retained: pd.DataFrame, photos: pd.DataFrame) -> pd.DataFrame:
+    """The retained cells of unit x terms that have no remaining photo (``unit`` and ``term``)."""
+    have = set(zip(photos["unit"].astype(str), photos["term"].astype(str), strict=True))
+    keep = [
+        k not in have
+        for k in zip(retained["unit"].astype(str), retained["term"].astype(str), strict=True)
+    ]
+    return retained[keep]
+
+
+def _figure(value, lo, hi) -> dict | None:
+    return (
+        None
+        if value is None or pd.isna(value)
+        else {"value": float(value), "lo": float(lo), "hi": float(hi)}
+    )
+
+
+def unit_progression(
+    rows: pd.DataFrame,
+    *,
+    min_n: int,
+    resamples: int = 1000,
+    seed: int = 0,
+    retained: pd.DataFrame | None = None,
+) -> list[dict]:
+    """Per term (chronological): stage distribution, mean stage and age-adjusted index with 90 %
+    intervals and n, pooled and per age band; figures on fewer than ``min_n`` photos are
+    suppressed (None). Built on :func:`progression_from_photos`; adds the mean stage's own interval.
+
+    Terms with remaining photos (``source`` "photos") get bootstrap intervals from those photos.
+    ``retained`` (:func:`profiles.queries.retained_frame`, one unit) adds the photos that retention deleted: a term
+    with no remaining photo but retained cells gets the same figures computed from the cells' sums
+    (``source`` "retained", :func:`retained_progression`): deleted photos cannot be resampled, so
+    those intervals are normal approximations. When retention cut through a term, its figures
+    rest on the remaining photos only and ``n_retained`` says how many deleted photos they leave
+    out (figures from two kinds of interval are not combined); ``n_retained`` is 0 where nothing
+    was retained.
+    """
+    out = []
+    retained = retained if retained is not None else pd.DataFrame(columns=RETAINED_COLUMNS)
+    n_retained = retained.groupby(retained["term"].astype(str))["n_photos"].sum()
+    if not rows.empty:
+        photos = rows.assign(unit=rows["unit"].astype(str))
+        pooled = progression_from_photos(photos, min_n=min_n, n_boot=resamples, seed=seed)
+        bands = progression_from_photos(
+            photos, min_n=min_n, n_boot=resamples, seed=seed, by_age_band=True
+        )
+        shares = stage_distribution(photos, min_n=min_n).set_index("term")
+        for row in pooled.itertuples():
+            term_photos = photos[photos["term"] == row.term]
+            entry: dict = {
+                "term": row.term,
+                "source": "photos",
+                "n_photos": int(row.n_photos),
+                "n_retained": int(n_retained.get(row.term, 0)),
+                "suppressed": bool(row.suppressed),
+                "mean_stage": None,
+                "index": None,
+                "stage_distribution": None,
+                "by_age_band": [],
+            }
+            if not row.suppressed:
+                stages = term_photos["expected_stage"].to_numpy(dtype=float)
+                lo, hi = bootstrap_mean_interval(stages, resamples=resamples, seed=seed)
+                entry["mean_stage"] = _figure(stages.mean(), lo, hi)
+                entry["index"] = _figure(row.index, row.index_lo, row.index_hi)
+                entry["stage_distribution"] = [
+                    float(shares.loc[row.term, f"share_stage_{k}"]) for k in range(5)
+                ]
+            for band in bands[bands["term"] == row.term].itertuples():
+                expected = EXPECTED_STAGE_BY_AGE_BAND[band.age_band]
+                shown = not band.suppressed
+                entry["by_age_band"].append(
+                    {
+                        "age_band": band.age_band,
+                        "source": "photos",
+                        "n_photos": int(band.n_photos),
+                        "suppressed": bool(band.suppressed),
+                        "expected_stage_for_age": expected,
+                        # within one age band the mean stage is the index shifted by a constant
+                        "mean_stage": _figure(
+                            band.mean_stage, band.index_lo + expected, band.index_hi + expected
+                        )
+                        if shown
+                        else None,
+                        "index": _figure(band.index, band.index_lo, band.index_hi)
+                        if shown
+                        else None,
+                    }
+                )
+            out.append(entry)
+    only_retained = retained[~retained["term"].astype(str).isin([e["term"] for e in out])]
+    if not only_retained.empty:
+        pooled = retained_progression(only_retained, min_n=min_n)
+        bands = retained_progression(only_retained, min_n=min_n, by_age_band=True)
+        for row in pooled.itertuples():
+            entry = {
+                "term": row.term,
+                "source": "retained",
+                "n_photos": int(row.n_photos),
+                "n_retained": int(row.n_photos),
+                "suppressed": bool(row.suppressed),
+                "mean_stage": _figure(row.mean_stage, row.mean_lo, row.mean_hi),
+                "index": _figure(row.index, row.index_lo, row.index_hi),
+                "stage_distribution": None
+                if row.suppressed
+                else [float(getattr(row, f"p{k}")) for k in range(5)],
+                "by_age_band": [
+                    {
+                        "age_band": band.age_band,
+                        "source": "retained",
+                        "n_photos": int(band.n_photos),
+                        "suppressed": bool(band.suppressed),
+                        "expected_stage_for_age": EXPECTED_STAGE_BY_AGE_BAND[band.age_band],
+                        "mean_stage": _figure(band.mean_stage, band.mean_lo, band.mean_hi),
+                        "index": _figure(band.index, band.index_lo, band.index_hi),
+                    }
+                    for band in bands[bands["term"] == row.term].itertuples()
+                ],
+            }
+            out.append(entry)
+    return sorted(out, key=lambda e: term_sort_key(e["term"]))

@@ -103,7 +103,7 @@ def _confounded_lines(model: object) -> list[str]:
 def assessment_fit(
     session: SessionDep, user: User = require_role("researcher", "admin")
 ) -> AssessmentFitOut:
-    from profiles.store import profile_service
+    from profiles.service import profile_service
 
     model = profile_service.build(session)["assessment"]
     if model is None:
@@ -155,7 +155,7 @@ def export_profiles_route(
     from sqlalchemy import select
 
     from profiles.export import export_profiles
-    from profiles.store import profile_service
+    from profiles.service import profile_service
 
     readable = {u.name for u in session.scalars(select(Unit)) if can_read_unit(user, u.id)}
     if unit_id is not None:

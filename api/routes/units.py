@@ -30,14 +30,10 @@ from core.config import get_settings
 from core.domain import term_sort_key
 from core.models import Unit, User
 from core.users import Principal
+from profiles.progression import unit_progression
+from profiles.queries import photo_estimates, promoted_stage_version, retained_frame
 from profiles.schemas import UnitProfile
-from profiles.store import (
-    photo_estimates,
-    profile_service,
-    promoted_stage_version,
-    retained_frame,
-    unit_progression,
-)
+from profiles.service import profile_service
 
 router = APIRouter(prefix="/api", tags=["units"])
 
@@ -197,7 +193,7 @@ def list_profiles(
 def skipped_rows_route(
     session: SessionDep, user: User = require_role("researcher", "admin")
 ) -> SkippedRowsOut:
-    from profiles.store import ROW_KINDS
+    from profiles.queries import ROW_KINDS
 
     built = profile_service.build(session)
     counts = {kind: int(built.get("skipped", {}).get(kind, 0)) for kind in ROW_KINDS}
