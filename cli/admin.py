@@ -32,6 +32,7 @@ def mount(parent: typer.Typer) -> None:
 
 
 def _factory():
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.config import get_settings
     from core.db import migrate, session_factory
 
@@ -65,6 +66,7 @@ def doctor(
     Exit code 0 when consistent and no unusable row is left (after repair/fix, if asked), 1
     otherwise.
     """
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.doctor import check_consistency, find_unusable_rows, remove_unusable_rows
     from core.storage import get_store
 
@@ -133,6 +135,7 @@ def audit(
     as_json: bool = typer.Option(False, "--json", help="one JSON object per line"),
 ) -> None:
     """Show the audit log: who uploaded, read, deleted or exported what, newest first."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.retention import find_audit_events
 
     moment = _parse_since(since)
@@ -170,6 +173,7 @@ def retention_run(
     dry_run: bool = typer.Option(False, "--dry-run", help="only say what would be deleted"),
 ) -> None:
     """Delete photos taken more than N days ago (and their files); unit-level aggregates stay."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.retention import retention_days_setting, run_retention
     from core.storage import get_store
 
@@ -200,6 +204,7 @@ def delete(
     actor: str = typer.Option("admin-cli", help="name recorded in the audit log"),
 ) -> None:
     """Delete a photo, everything of a group, or everything stored about a unit (with files)."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.retention import DeletionError, delete_group, delete_photo, delete_unit
     from core.storage import get_store
 
@@ -229,6 +234,7 @@ def export_unit_command(
     actor: str = typer.Option("admin-cli", help="name recorded in the audit log"),
 ) -> None:
     """Export everything stored for a unit: tables as JSON and CSV, and its processed images."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.retention import DeletionError, export_unit
     from core.storage import get_store
 

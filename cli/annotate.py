@@ -18,6 +18,7 @@ err = Console(stderr=True)
 
 
 def _client(url: str | None, token: str | None):
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from annotation.labelstudio import LabelStudioClient
     from core.config import get_settings
 
@@ -33,6 +34,7 @@ def _client(url: str | None, token: str | None):
 
 
 def _session():
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.config import get_settings
     from core.db import migrate, session_factory
 
@@ -52,6 +54,7 @@ def push_command(
     seed: int = typer.Option(0),
 ) -> None:
     """Choose photos to label and import them as tasks with pre-annotations (idempotent)."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from annotation.jobs import push
     from core.config import get_settings
 
@@ -89,6 +92,7 @@ def pull_command(
     token: str | None = typer.Option(None),
 ) -> None:
     """Import the project's labels into Spira's database (safe to repeat)."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from annotation.jobs import pull
 
     with _session() as session:
@@ -106,6 +110,7 @@ def agreement_command(
     as_json: bool = typer.Option(False, "--json", help="one JSON object"),
 ) -> None:
     """How well researchers agree: pairwise QWK, Krippendorff's alpha, each against the consensus."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from annotation.store import agreement_report
 
     with _session() as session:

@@ -235,6 +235,7 @@ def import_command(
     ),
 ) -> None:
     """Store a ratings file in Spira's database (checked against the case library; all or nothing)."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from assessment.store import import_ratings
     from core.config import get_settings
     from core.db import migrate, session_factory

@@ -83,6 +83,7 @@ def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) 
 
     Returns (context rows, sheets) added; nothing when the demo already has them.
     """
+    # lazy: seeding pulls in training and vision; seed_structure alone (tests) does not
     import pandas as pd
 
     from assessment.cases import load_case_library
@@ -163,6 +164,7 @@ def seed_demo(
     progress: Any = None,
     log: Callable[[str], None] = print,
 ) -> list[tuple[str, str, str, str]]:
+    # lazy: seeding pulls in training and vision; seed_structure alone (tests) does not
     from core.config import master_secret
     from core.domain import EXPECTED_STAGE_BY_AGE_BAND
     from training.jobs import run_training

@@ -15,6 +15,7 @@ err = Console(stderr=True)
 
 
 def _session():
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from core.config import get_settings
     from core.db import migrate, session_factory
 
@@ -27,6 +28,7 @@ def import_context_command(
     path: Path = typer.Argument(..., help="CSV or XLSX, one row per unit and term"),
 ) -> None:
     """Import organisational data (children, groups, staff, context) per unit and term; all or nothing."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from profiles.context import ContextFileError, read_context_file
     from profiles.store import import_context
 
@@ -72,6 +74,7 @@ def export_command(
 
     The columns are documented in docs/profile_columns.md.
     """
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
     from profiles.export import export_profiles
     from profiles.service import profile_service
 
