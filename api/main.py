@@ -6,6 +6,7 @@ import gc
 import json
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi import HTTPException as RouteError
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartParser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import pages
 from api.errors import validation_error_answer
 from api.routes import admin, assessment, auth, images, photos, research, units
 from api.routes import annotations as annotation_routes
@@ -26,7 +28,9 @@ from core.config import get_settings
 from core.db import migrate, new_engine, session_factory
 from core.storage import AUDIT_LOCK, BlobStore
 from profiles.service import profile_service
+from training.registry import load_model
 from vision.threads import one_thread_per_operation
+from vision.worker import BackgroundWorker
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -182,9 +186,7 @@ def add_offline_docs(app: FastAPI) -> None:
     """``/docs``: Swagger UI from the installed package's files, started by a script under
     /static, so the page works under the app's own Content-Security-Policy and makes no request
     outside this server (FastAPI's default page loads Swagger from a CDN with an inline script)."""
-    from pathlib import Path
-
-    import swagger_ui_bundle
+    import swagger_ui_bundle  # lazy: Swagger UI's files, only when /docs is mounted
 
     root = Path(swagger_ui_bundle.swagger_ui_path)
 
@@ -249,9 +251,6 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
         )
         app.state.worker = None
         if settings.worker_enabled if start_worker is None else start_worker:
-            from training.registry import load_model
-            from vision.worker import BackgroundWorker
-
             worker = BackgroundWorker(
                 app.state.session_factory,
                 app.state.store,
@@ -300,8 +299,6 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(admin.router)
     # a 422 that echoes an input such as -Infinity is still valid JSON (issue 20)
     app.add_exception_handler(RequestValidationError, validation_error_answer)
-    from api import pages
-
     app.include_router(pages.router)
 
     add_offline_docs(app)

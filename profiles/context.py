@@ -18,6 +18,7 @@ import pandas as pd
 from pydantic import BaseModel
 
 from core.domain import term_problem, term_sort_key, text_problem
+from core.spreadsheet import SpreadsheetRefused, read_sheet
 
 #: Context columns, in the order they are shown.
 CONTEXT_COLUMNS: tuple[str, ...] = (
@@ -246,8 +247,6 @@ def read_context_file(path: str | Path) -> pd.DataFrame:
     Raises:
         ContextFileError: listing every problem as (row, column, reason); nothing is returned.
     """
-    from core.spreadsheet import SpreadsheetRefused, read_sheet
-
     path = Path(path)
     if not path.exists():
         raise ContextFileError([ContextProblem(None, None, f"file {str(path)!r} does not exist")])

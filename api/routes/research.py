@@ -11,11 +11,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from api.deps import CurrentUser, SessionDep, can_read_unit, require_role
 from api.schemas import ErrorOut
 from core.audit import record
 from core.models import Unit, User
+from profiles.export import export_profiles
+from profiles.service import profile_service
+from training.registry import list_models
 
 router = APIRouter(prefix="/api", tags=["research"])
 
@@ -65,8 +69,6 @@ def _num(x) -> float | None:
     "/models", response_model=list[ModelOut], summary="Registered stage models, newest first"
 )
 def list_models_route(user: User = require_role("researcher", "admin")) -> list[ModelOut]:
-    from training.registry import list_models
-
     return [
         ModelOut(
             version=m["version"],
@@ -103,8 +105,6 @@ def _confounded_lines(model: object) -> list[str]:
 def assessment_fit(
     session: SessionDep, user: User = require_role("researcher", "admin")
 ) -> AssessmentFitOut:
-    from profiles.service import profile_service
-
     model = profile_service.build(session)["assessment"]
     if model is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no ratings stored yet")
@@ -152,11 +152,6 @@ def export_profiles_route(
     format: Literal["csv", "xlsx", "parquet"] = "csv",
     unit_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> FileResponse:
-    from sqlalchemy import select
-
-    from profiles.export import export_profiles
-    from profiles.service import profile_service
-
     readable = {u.name for u in session.scalars(select(Unit)) if can_read_unit(user, u.id)}
     if unit_id is not None:
         unit = session.get(Unit, unit_id)

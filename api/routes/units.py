@@ -30,8 +30,10 @@ from core.config import get_settings
 from core.domain import term_sort_key
 from core.models import Unit, User
 from core.users import Principal
+from profiles.context import CONTEXT_COLUMNS, what_if_problems
+from profiles.profile import what_if
 from profiles.progression import unit_progression
-from profiles.queries import photo_estimates, promoted_stage_version, retained_frame
+from profiles.queries import ROW_KINDS, photo_estimates, promoted_stage_version, retained_frame
 from profiles.schemas import UnitProfile
 from profiles.service import profile_service
 
@@ -193,8 +195,6 @@ def list_profiles(
 def skipped_rows_route(
     session: SessionDep, user: User = require_role("researcher", "admin")
 ) -> SkippedRowsOut:
-    from profiles.queries import ROW_KINDS
-
     built = profile_service.build(session)
     counts = {kind: int(built.get("skipped", {}).get(kind, 0)) for kind in ROW_KINDS}
     return SkippedRowsOut(**counts, total=sum(counts.values()))
@@ -209,9 +209,6 @@ def skipped_rows_route(
 def what_if_route(
     session: SessionDep, user: CurrentUser, unit_id: UnitId, body: WhatIfIn
 ) -> WhatIfOut:
-    from profiles.context import CONTEXT_COLUMNS, what_if_problems
-    from profiles.profile import what_if
-
     unit = readable_unit(session, user, unit_id)
     unknown = sorted(set(body.changes) - set(CONTEXT_COLUMNS))
     if unknown or not body.changes:
