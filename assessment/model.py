@@ -99,6 +99,8 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 ItemKey = tuple[str, str]  # (case, rubric item)
+#: Unit-terms (beyond one per term) needed before their spread is estimated and units shrunk.
+MIN_UNITS_FOR_PRIOR = 10
 
 
 class ModelFitWarning(UserWarning):
@@ -172,6 +174,11 @@ class ManyFacetPCM:
     theta_prior_sd: SD of the weak normal penalty on calibration-sheet abilities (logits).
     severity_prior_sd: SD of the weak normal penalty on severities (logits).
     n_nodes: Gauss-Hermite nodes for the sheet deviations.
+    random_units: unit means as a random facet, ``mu_g ~ N(m_term, unit_prior_sd**2)`` (module
+        docstring); False keeps them as free fixed effects.
+    unit_prior_sd: SD of that distribution (logits); None estimates it (empirical Bayes) when
+        there are enough unit-terms (``MIN_UNITS_FOR_PRIOR`` units in one term, or as many degrees
+        of freedom pooled over terms), and keeps fixed effects below that.
 
     Learned attributes (after :meth:`fit`)
     --------------------------------------
@@ -182,6 +189,8 @@ class ManyFacetPCM:
     sheet_extreme_, sheet_calibration_.
     groups_ (list of (unit, term)), unit_mean_, unit_mean_se_, unit_confound_var_, sigma_.
     tau_: spread of severities (SD) estimated within linked blocks.
+    unit_prior_sd_: spread of unit means within a term used by the fit (None: fixed effects);
+    unit_prior_mean_: the term mean each unit-term is shrunk toward.
     confounded_: list of :class:`Confounded`. converged_, n_iter_, warnings_ (list of str).
     """
 
@@ -193,6 +202,8 @@ class ManyFacetPCM:
         theta_prior_sd: float = 3.0,
         severity_prior_sd: float | None = None,
         n_nodes: int = 15,
+        random_units: bool = True,
+        unit_prior_sd: float | None = None,
     ) -> None:
         self.max_iter = max_iter
         self.tol = tol
@@ -200,6 +211,8 @@ class ManyFacetPCM:
         self.theta_prior_sd = theta_prior_sd
         self.severity_prior_sd = severity_prior_sd
         self.n_nodes = n_nodes
+        self.random_units = random_units
+        self.unit_prior_sd = unit_prior_sd
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -219,6 +232,7 @@ class ManyFacetPCM:
             or self.tol <= 0
             or self.theta_prior_sd <= 0
             or (self.severity_prior_sd is not None and self.severity_prior_sd <= 0)
+            or (self.unit_prior_sd is not None and self.unit_prior_sd <= 0)
             or self.n_nodes < 3
         ):
             raise ValueError("max_iter must be >= 1, n_nodes >= 3, tol and the prior SDs > 0")
@@ -362,6 +376,25 @@ class ManyFacetPCM:
         n_centred = max(int((n_steps > 0).sum()), 1)
         item_of_step = np.broadcast_to(np.arange(n_items)[:, None], step_valid.shape)[step_valid]
         prec_cell = [1.0 / (self.severity_prior_sd or 1.0) ** 2]
+        # Unit means as a random facet: N(term mean, unit_prec**-1); 0 = fixed effects (first fit
+        # when the spread is estimated).
+        group_term, _ = pd.factorize(np.array([g[1] for g in groups], dtype=object))
+        group_term = np.asarray(group_term, dtype=np.int64)
+        n_terms = int(group_term.max()) + 1 if n_groups else 0
+        term_size = np.bincount(group_term, minlength=n_terms).astype(float)
+        unit_prec = [
+            1.0 / self.unit_prior_sd**2
+            if self.random_units and self.unit_prior_sd is not None
+            else 0.0
+        ]
+
+        def term_dev(mu: np.ndarray) -> np.ndarray:
+            """Each unit-term mean minus the mean of its term's unit-term means."""
+            means = np.bincount(group_term, weights=mu, minlength=n_terms) / np.maximum(
+                term_size, 1
+            )
+            return np.asarray(mu - means[group_term])
+
         cal_prec = 1.0 / self.theta_prior_sd**2
 
         def unpack(p: np.ndarray) -> tuple[Any, ...]:
@@ -387,6 +420,12 @@ class ManyFacetPCM:
             g_ls: float = 0.0
             g_cal = cal_prec * theta_c
             nll += 0.5 * sev_prec * float(rho @ rho) + 0.5 * cal_prec * float(theta_c @ theta_c)
+            if unit_prec[0] > 0 and n_groups:
+                # The term mean is profiled out (flat prior); deviations sum to 0 within a term,
+                # so the gradient is unit_prec * deviation.
+                dev_mu = term_dev(mu)
+                nll += 0.5 * unit_prec[0] * float(dev_mu @ dev_mu)
+                g_mu += unit_prec[0] * dev_mu
             if n_reg:
                 # Probabilities per (unit-term, rater, item) combination and node, not per rating.
                 # exp(k * eta - cum_k) as powers of exp(eta): one exp per node, not per level
@@ -410,6 +449,7 @@ class ManyFacetPCM:
                 lse = m[:, 0] + np.log(np.exp(ll_sq - m).sum(axis=1))
                 nll -= float(lse.sum())
                 w_sq = np.exp(ll_sq - lse[:, None])
+                out["w_sq"] = w_sq
                 w_cell = m_cell_sheet @ w_sq  # posterior weight of every cell and node
                 wc = m_combo_cell @ w_cell  # ... and of every combination and node
                 e_k = prob @ ks
@@ -425,7 +465,6 @@ class ManyFacetPCM:
                     out.update(
                         prob=prob[combo],
                         logp=logp_cell[cell],
-                        w_sq=w_sq,
                         w=w_sq[sr],
                         e_k=e_k[combo],
                         ge=ge[combo],
@@ -470,7 +509,19 @@ class ManyFacetPCM:
                 options={"maxiter": self.max_iter, "gtol": gtol, "ftol": 1e-13, "maxcor": 20},
             )
 
+        def group_info(p: np.ndarray) -> np.ndarray:
+            """Information of each unit-term's sheets about its mean (see unit_info below)."""
+            _, _, mu, sigma, _, _ = unpack(p)
+            w_sq = evaluate(p)[2]["w_sq"]
+            theta_q = mu[sheet_group[reg_sheets]][:, None] + sigma * nodes[None, :]
+            eap = (w_sq * theta_q).sum(1)
+            var = np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12)
+            s2 = sigma**2
+            info_s = np.maximum((s2 - var) / s2**2, 1e-9)
+            return np.bincount(sheet_group[reg_sheets], weights=info_s, minlength=n_groups)
+
         result = run(p0, self.tol)
+        refit = False
         if self.severity_prior_sd is None:
             # Empirical Bayes: raters as a random facet, N(0, tau**2) with tau the spread of the
             # first fit's severities within the blocks that compare them; then refit from there.
@@ -485,9 +536,25 @@ class ManyFacetPCM:
             if dof > 0:
                 tau2 = max(float((dev**2).sum()) / dof, 0.1**2)
                 prec_cell[0] = 1.0 / tau2
-                nit = result.nit
-                result = run(result.x, self.tol)
-                result.nit += nit
+                refit = True
+        if (
+            self.random_units
+            and self.unit_prior_sd is None
+            and n_reg
+            and n_groups - n_terms >= MIN_UNITS_FOR_PRIOR - 1
+        ):
+            # Empirical Bayes for the units (method of moments): the spread of the first fit's
+            # unit-term means around their term mean, less their mean sampling variance. With
+            # fewer unit-terms the spread is too uncertain to shrink by: fixed effects.
+            dev_mu = term_dev(result.x[sections[1] : sections[2]])
+            spread = float(dev_mu @ dev_mu) / (n_groups - n_terms)
+            noise = float(np.mean(1.0 / np.maximum(group_info(result.x), 1e-12)))
+            unit_prec[0] = 1.0 / max(spread - noise, 0.1**2)
+            refit = True
+        if refit:
+            nit = result.nit
+            result = run(result.x, self.tol)
+            result.nit += nit
         self.severity_prior_sd_ = 1.0 / math.sqrt(prec_cell[0])
         p = result.x.copy()
         grad_max = float(np.abs(result.jac).max()) if len(p) else 0.0
@@ -611,6 +678,9 @@ class ManyFacetPCM:
         self.groups_ = groups
         self.sigma_ = sigma
         self.unit_mean_ = mu
+        self.unit_prior_sd_ = 1.0 / math.sqrt(unit_prec[0]) if unit_prec[0] > 0 else None
+        self.unit_prior_prec_ = unit_prec[0]
+        self.unit_prior_mean_ = mu - term_dev(mu) if n_groups else np.zeros(0)
         self.converged_ = converged
         self.n_iter_ = int(result.nit)
 
@@ -620,7 +690,8 @@ class ManyFacetPCM:
             np.maximum(
                 np.bincount(
                     sheet_group[reg_sheets], weights=unit_info[reg_sheets], minlength=n_groups
-                ),
+                )
+                + unit_prec[0],
                 1e-12,
             )
             if n_groups
@@ -859,6 +930,12 @@ class ManyFacetPCM:
             self.unit_extra_var_[np.maximum(sheet_group, 0)] if len(self.groups_) else 0.0,
             0.0,
         )
+
+        def group_value(values: np.ndarray) -> np.ndarray:
+            if not len(self.groups_):
+                return np.full(len(sheet_group), np.nan)
+            return np.where(sheet_group >= 0, values[np.maximum(sheet_group, 0)], np.nan)
+
         table = pd.DataFrame(
             {
                 "sheet_id": self.sheets_,
@@ -868,6 +945,12 @@ class ManyFacetPCM:
                 "calibration": self.sheet_calibration_,
                 "unit_info": self.sheet_unit_info_,
                 "unit_extra_var": extra,
+                # The sheet's unit-term mean, the within-unit variance, and the unit prior
+                # (mean, precision; precision 0 = fixed effects): unit_abilities shrinks with them.
+                "unit_mean": group_value(self.unit_mean_),
+                "sigma2": np.where(sheet_group >= 0, self.sigma_**2, np.nan),
+                "unit_prior_mean": group_value(self.unit_prior_mean_),
+                "unit_prior_prec": np.where(sheet_group >= 0, self.unit_prior_prec_, np.nan),
             }
         )
         meta_cols = [

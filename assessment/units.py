@@ -7,6 +7,13 @@ the observed information the sheets carry about their unit mean, plus the varian
 severities (and, for a unit whose raters nothing links to the rest, the spread of severities). The
 spread of posterior means cannot give the SE: they are shrunk toward the unit mean.
 
+With units as a random facet (columns ``unit_mean``, ``sigma2``, ``unit_prior_mean`` and
+``unit_prior_prec`` > 0), the figure is the empirical-Bayes posterior of the group's mean: the
+data's estimate ``y = mu + sum(ability - mu) / (sigma2 * W)`` (``W = sum(unit_info)``; the sheets'
+posterior means re-expanded around their unit-term mean ``mu``) combined with the prior,
+``(W * y + prec * m) / (W + prec)``, variance ``1 / (W + prec) + mean(unit_extra_var)``. For a whole
+unit and term this is exactly the model's shrunken unit mean.
+
 Without those columns (sheet abilities from elsewhere): the simple mean of the unit's sheet
 abilities, with standard error ``sd / sqrt(n)``.
 Why not the precision-weighted mean: the spread of sheet abilities within a unit is mostly real
@@ -74,6 +81,9 @@ def unit_abilities(
     if "calibration" in frame.columns:  # calibration responses belong to no unit
         frame = frame.loc[~frame["calibration"].astype(bool)]
     model_se = {"unit_info", "unit_extra_var"} <= set(frame.columns)
+    shrink = model_se and {"unit_mean", "sigma2", "unit_prior_mean", "unit_prior_prec"} <= set(
+        frame.columns
+    )
     if case_areas is not None:
         frame["area"] = frame["case"].map(case_areas)
     elif "area" not in frame.columns:
@@ -94,7 +104,18 @@ def unit_abilities(
         ability = se = None
         if not suppressed:
             ability = float(grp["value"].mean())
-            if model_se:
+            if shrink and float(grp["unit_prior_prec"].iloc[0]) > 0:
+                info = max(float(grp["unit_info"].sum()), 1e-12)
+                prec = float(grp["unit_prior_prec"].iloc[0])
+                mu = grp["unit_mean"].astype(float)
+                data = float(mu.mean()) + float((grp["ability"].astype(float) - mu).sum()) / (
+                    float(grp["sigma2"].iloc[0]) * info
+                )
+                prior = float(grp["unit_prior_mean"].astype(float).mean())
+                adjustment = float((grp["ability"].astype(float) - grp["value"]).mean())
+                ability = (info * data + prec * prior) / (info + prec) - adjustment
+                se = float(np.sqrt(1.0 / (info + prec) + float(grp["unit_extra_var"].mean())))
+            elif model_se:
                 variance = 1.0 / max(float(grp["unit_info"].sum()), 1e-12)
                 se = float(np.sqrt(variance + float(grp["unit_extra_var"].mean())))
             else:
