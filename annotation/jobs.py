@@ -13,11 +13,12 @@ from annotation.store import (
     remove_missing_annotations,
     store_annotations,
 )
+from core.config import LABEL_STUDIO_PROJECT
 from core.security import signed_image_path
 from training.registry import load_model
 from vision.embed import create_embedder
 
-DEFAULT_PROJECT = "Spira – teckningarnas stadier"
+DEFAULT_PROJECT = LABEL_STUDIO_PROJECT
 
 
 @dataclass

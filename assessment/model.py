@@ -484,7 +484,9 @@ class ManyFacetPCM:
                     out.update(prob_c=prob_c, ge_c=ge_c)
             g_d = g_delta[step_valid]  # gradient of the negative log-likelihood
             if centre_items:
-                difficulty = np.bincount(item_of_step, weights=p[:n_valid] / steps_of)
+                difficulty = np.bincount(
+                    item_of_step, weights=p[:n_valid] / steps_of, minlength=n_items
+                )
                 c = float(difficulty[n_steps > 0].sum()) / n_centred
                 nll += 0.5 * c * c
                 g_d = g_d + c / (n_centred * steps_of)

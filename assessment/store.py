@@ -2,6 +2,12 @@
 
 No child identity is stored: a sheet has an anonymous id and carries unit, group, age band, case,
 date and the raters' levels per rubric item.
+
+Calibration ratings (rows with an empty unit: an educator's levels on a calibration response of the
+case library) go to their own table, ``calibration_rating``: they belong to no unit, so no unit
+figure, count or profile can ever include them; the fit reads them (``ratings_frame(...,
+calibration=True)``) to link the educators' severities. An educator rates each item of a
+calibration response once.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from sqlalchemy.orm import Session
 from assessment.cases import CaseLibrary
 from assessment.ratings import RatingProblem, RatingsFileError
 from core.domain import Term, check_age_band
-from core.models import Group, Rating, ResponseSheet, Unit
+from core.models import CalibrationRating, Group, Rating, ResponseSheet, Unit
 
 
 class SheetRejected(ValueError):
@@ -75,14 +81,87 @@ def record_sheet(
     return sheet
 
 
+def record_calibration(
+    session: Session,
+    *,
+    library: CaseLibrary,
+    response_id: str,
+    rater: str,
+    rated_on: dt.date,
+    levels: dict[str, int],
+    created_by: int | None = None,
+) -> list[CalibrationRating]:
+    """Validate and store one educator's levels on a calibration response; flushes.
+
+    Raises :class:`SheetRejected` (nothing stored) for an unknown response, item or level, a date
+    in the future, or an item this educator has rated on this response before."""
+    case_id = library.calibration_cases().get(response_id)
+    if case_id is None:
+        raise SheetRejected(
+            f"unknown calibration response {response_id!r}; see the calibration responses of "
+            "GET /api/cases"
+        )
+    rater = rater.strip()
+    if not rater:
+        raise SheetRejected("a calibration rating needs the rater's name")
+    if rated_on > dt.date.today():
+        raise SheetRejected("the rating date lies in the future")
+    if not levels:
+        raise SheetRejected("a calibration rating needs a level for at least one rubric item")
+    known = {item.id: item.max_level for item in library.get(case_id).rubric}
+    for item_id, level in levels.items():
+        if item_id not in known:
+            raise SheetRejected(
+                f"case {case_id} has no rubric item {item_id!r}; items: {', '.join(known)}"
+            )
+        if not 0 <= int(level) <= known[item_id]:
+            raise SheetRejected(f"item {item_id}: level {level} is outside 0–{known[item_id]}")
+    before = _calibration_keys(session)
+    again = sorted(item for item in levels if (response_id, item, rater) in before)
+    if again:
+        raise SheetRejected(
+            f"{rater} has rated item(s) {', '.join(again)} of calibration response "
+            f"{response_id!r} before; each educator rates a calibration response once"
+        )
+    term = str(Term.of_month(rated_on.year, rated_on.month))
+    rows = [
+        CalibrationRating(
+            response_id=response_id,
+            item=item_id,
+            rater=rater,
+            case_id=case_id,
+            level=int(level),
+            rated_on=rated_on,
+            term=term,
+            created_by=created_by,
+        )
+        for item_id, level in levels.items()
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def _calibration_keys(session: Session) -> set[tuple[str, str, str]]:
+    return {
+        (str(a), str(b), str(c))
+        for a, b, c in session.execute(
+            select(CalibrationRating.response_id, CalibrationRating.item, CalibrationRating.rater)
+        )
+    }
+
+
 def import_ratings(
     session: Session, ratings: pd.DataFrame, *, created_by: int | None = None
 ) -> int:
     """Store a validated ratings frame (``assessment.ratings.read_ratings``); all or nothing.
 
-    Units and groups are matched by name; a sheet id already imported is an error. Raises
-    :class:`RatingsFileError` listing every problem (row as in the file: frame index + 2); nothing is
-    written then. Returns the number of sheets stored; the caller commits.
+    Units and groups are matched by name; a sheet id already imported is an error. Rows with an
+    empty unit are calibration ratings (module docstring; ``read_ratings`` with the case library
+    has checked their response ids): stored in ``calibration_rating``, an error if the educator
+    rated that item of that response before. Raises :class:`RatingsFileError` listing every problem
+    (row as in the file: frame index + 2); nothing is written then. Returns the number of sheets
+    stored, a calibration response counting once per educator; the caller commits.
     """
     units = {u.name: u for u in session.scalars(select(Unit))}
     groups = {(g.unit_id, g.name): g for g in session.scalars(select(Group))}
@@ -91,21 +170,33 @@ def import_ratings(
             select(ResponseSheet.external_id).where(ResponseSheet.external_id.is_not(None))
         )
     )
+    calibration_before = _calibration_keys(session)
+    calibration_seen: set[tuple[str, str, str]] = set()
+    is_calibration = ratings["unit"].astype(str).str.strip().isin(("", "nan", "None"))
     problems: list[RatingProblem] = []
     for idx, row in ratings.iterrows():
         line = int(str(idx)) + 2
-        if str(row["unit"]).strip() in ("", "nan", "None"):
-            # The sheet table needs a unit; calibration responses have none (see the report of
-            # issue 17): refuse them clearly rather than lose or mis-store them.
-            problems.append(
-                RatingProblem(
-                    line,
-                    "unit",
-                    f"calibration rating of {row['sheet_id']!r} (empty unit): the database does not "
-                    "store calibration ratings yet; fit the file with `spira assess fit` instead, "
-                    "or import it without the calibration rows",
+        if is_calibration[idx]:
+            key = (str(row["sheet_id"]), str(row["item"]), str(row["rater"]).strip())
+            if key in calibration_before:
+                problems.append(
+                    RatingProblem(
+                        line,
+                        "rater",
+                        f"{key[2]} has rated item {key[1]} of calibration response {key[0]!r} "
+                        "before; each educator rates a calibration response once",
+                    )
                 )
-            )
+            elif key in calibration_seen:
+                problems.append(
+                    RatingProblem(
+                        line,
+                        "rater",
+                        f"{key[2]} rates item {key[1]} of calibration response {key[0]!r} twice "
+                        "in this file; keep one row",
+                    )
+                )
+            calibration_seen.add(key)
             continue
         unit = units.get(str(row["unit"]))
         if unit is None:
@@ -121,7 +212,24 @@ def import_ratings(
     if problems:
         raise RatingsFileError(problems)
     n = 0
-    for sheet_key, rows in ratings.groupby("sheet_id", sort=False):
+    calibration = ratings.loc[is_calibration]
+    for (response_id, rater), rows in calibration.groupby(["sheet_id", "rater"], sort=False):
+        for r in rows.itertuples():
+            day = pd.Timestamp(r.date).date()
+            session.add(
+                CalibrationRating(
+                    response_id=str(response_id),
+                    item=str(r.item),
+                    rater=str(rater).strip(),
+                    case_id=str(r.case),
+                    level=int(r.level),
+                    rated_on=day,
+                    term=str(Term.of_month(day.year, day.month)),
+                    created_by=created_by,
+                )
+            )
+        n += 1
+    for sheet_key, rows in ratings.loc[~is_calibration].groupby("sheet_id", sort=False):
         first = rows.iloc[0]
         unit = units[str(first["unit"])]
         day = pd.Timestamp(first["date"]).date()
@@ -146,8 +254,14 @@ def import_ratings(
     return n
 
 
-def ratings_frame(session: Session, library: CaseLibrary | None = None) -> pd.DataFrame:
-    """Every stored rating in the shape the model fits (columns of a ratings file plus term, area)."""
+def ratings_frame(
+    session: Session, library: CaseLibrary | None = None, *, calibration: bool = False
+) -> pd.DataFrame:
+    """Every stored rating in the shape the model fits (columns of a ratings file plus term, area).
+
+    With ``calibration`` the calibration ratings follow, as in a ratings file: ``sheet_id`` the
+    calibration response, unit, group and age band empty (the fit's calibration sheets; no unit
+    aggregation counts them)."""
     rows = session.execute(
         select(
             ResponseSheet.id,
@@ -178,6 +292,32 @@ def ratings_frame(session: Session, library: CaseLibrary | None = None) -> pd.Da
         "term",
     ]
     frame = pd.DataFrame(rows, columns=cols)
+    if calibration:
+        cal = calibration_frame(session)[cols]
+        if not cal.empty:
+            frame = cal if frame.empty else pd.concat([frame, cal], ignore_index=True)
+    frame["level"] = frame["level"].astype(int)
+    if library is not None:
+        frame["area"] = frame["case"].map(library.case_areas())
+    return frame
+
+
+def calibration_frame(session: Session, library: CaseLibrary | None = None) -> pd.DataFrame:
+    """The stored calibration ratings as ratings-file rows (unit, group, age band empty; term)."""
+    rows = session.execute(
+        select(
+            CalibrationRating.response_id,
+            CalibrationRating.rater,
+            CalibrationRating.case_id,
+            CalibrationRating.item,
+            CalibrationRating.level,
+            CalibrationRating.rated_on,
+            CalibrationRating.term,
+        )
+    ).all()
+    frame = pd.DataFrame(
+        rows, columns=["sheet_id", "rater", "case", "item", "level", "date", "term"]
+    ).assign(unit="", group="", age_band="")
     frame["level"] = frame["level"].astype(int)
     if library is not None:
         frame["area"] = frame["case"].map(library.case_areas())

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from annotation.jobs import DEFAULT_PROJECT
+from core.config import LABEL_STUDIO_PROJECT as DEFAULT_PROJECT
 
 app = typer.Typer(
     help="Label photos in Label Studio: push tasks with the model's suggestions, pull labels, agreement.",

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from assessment.cases import (
-    DEFAULT_CASE_DIR,
-    CaseLibraryError,
-    load_case_library,
-    validate_case_library,
-)
-from assessment.model import ManyFacetPCM, ModelFitWarning, calibration_agreement
-from assessment.ratings import RatingsFileError, read_ratings
-from assessment.units import unit_abilities
 from core.domain import AREA_LABELS
+
+if TYPE_CHECKING:
+    from assessment.model import ManyFacetPCM
+
+#: The shipped case library (``assessment.cases.DEFAULT_CASE_DIR``), located without importing the
+#: assessment package, whose model pulls in SciPy: `spira --help` must not pay for it.
+_spec = importlib.util.find_spec("assessment")
+assert _spec is not None and _spec.origin is not None
+SHIPPED_CASE_DIR = Path(_spec.origin).with_name("cases")
 
 app = typer.Typer(
     help="Educators' assessments: the case library and the many-facet partial credit model.",
@@ -38,10 +39,13 @@ def _finite(value: float) -> float | None:
 @app.command("cases")
 def cases_command(
     directory: Path = typer.Option(
-        DEFAULT_CASE_DIR, "--dir", help="Folder of case YAML files (default: the shipped library)."
+        SHIPPED_CASE_DIR, "--dir", help="Folder of case YAML files (default: the shipped library)."
     ),
 ) -> None:
     """List the cases and validate every file; exit 1 naming file, field and reason if any is broken."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from assessment.cases import validate_case_library
+
     console = Console()
     library, errors = validate_case_library(directory)
     table = Table(title=f"Cases in {directory}")
@@ -79,6 +83,12 @@ def fit_command(
     ),
 ) -> None:
     """Fit the many-facet partial credit model and report items, raters and unit abilities."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from assessment.cases import CaseLibraryError, load_case_library
+    from assessment.model import ManyFacetPCM, ModelFitWarning, calibration_agreement
+    from assessment.ratings import RatingsFileError, read_ratings
+    from assessment.units import unit_abilities
+
     err = Console(stderr=True)
     try:
         library = load_case_library(cases) if cases is not None else None
@@ -236,6 +246,8 @@ def import_command(
 ) -> None:
     """Store a ratings file in Spira's database (checked against the case library; all or nothing)."""
     # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from assessment.cases import CaseLibraryError, load_case_library
+    from assessment.ratings import RatingsFileError, read_ratings
     from assessment.store import import_ratings
     from core.config import get_settings
     from core.db import migrate, session_factory

@@ -22,6 +22,8 @@ DEV_SECRET = "spira-development-secret-change-me"
 SECRET_FILE = "secret.key"
 #: Shortest secret accepted for serving on a network address.
 MIN_SECRET_CHARS = 32
+#: Title of the Label Studio project `spira annotate` pushes to and pulls from by default.
+LABEL_STUDIO_PROJECT = "Spira – teckningarnas stadier"
 
 
 class Settings(BaseSettings):

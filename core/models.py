@@ -236,6 +236,24 @@ class Rating(Base):
     level: Mapped[int] = mapped_column(Integer)
 
 
+class CalibrationRating(Base):
+    """An educator's level on one rubric item of a calibration response (a written response of the
+    case library that every educator rates; ``response_id`` is its id there). It belongs to no unit
+    and is never any unit's data: the many-facet fit uses it only to link educators' severities.
+    An educator rates each calibration response's item once (the primary key)."""
+
+    __tablename__ = "calibration_rating"
+    response_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    item: Mapped[str] = mapped_column(String(80), primary_key=True)
+    rater: Mapped[str] = mapped_column(String(80), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(80))
+    level: Mapped[int] = mapped_column(Integer)
+    rated_on: Mapped[date] = mapped_column(Date)
+    term: Mapped[str] = mapped_column(String(8))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class UnitContext(Base):
     """Organisational data of a unit in a term (history kept per term)."""
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from assessment.cases import load_case_library
 from assessment.model import ManyFacetPCM, ModelFitWarning
-from assessment.store import ratings_frame
+from assessment.store import calibration_frame, ratings_frame
 from assessment.units import unit_abilities, unit_abilities_frame
 from core.domain import AGE_BANDS, term_problem
 from core.models import ModelVersion, Photo, RetainedAggregate, StageEstimate, Unit, UnitContext
@@ -198,6 +198,9 @@ def ability_frame(session: Session, *, min_n: int) -> tuple[pd.DataFrame, object
     library = load_case_library()
     ratings = usable_rows(ratings_frame(session, library), "ratings", id_column="sheet_id")
     skipped = int(ratings.attrs.get("skipped", 0))
+    calibration = calibration_frame(session, library)  # links severities; never a unit's data
+    if not ratings.empty and not calibration.empty:
+        ratings = pd.concat([ratings, calibration[list(ratings.columns)]], ignore_index=True)
     if not ratings.empty and "area" in ratings.columns:
         # a rating of a case the library no longer has cannot be placed on its area
         unknown = ratings["area"].isna()

@@ -174,3 +174,13 @@ def test_item_with_a_single_used_level_is_left_out_with_warning() -> None:
     assert np.isfinite(model.severity_).all() and np.isfinite(model.ability_).all()
     usable = [i for i, lv in enumerate(model.item_levels_) if len(lv) > 1]
     assert np.isfinite(model.thresholds_[usable, 0]).all()
+
+
+def test_the_last_item_with_a_single_used_level_is_left_out_too() -> None:
+    ratings, _ = simulate_ratings(n_units=5, n_sheets=300, n_raters=5, seed=4)
+    last = ratings[["case", "item"]].drop_duplicates().sort_values(["case", "item"]).iloc[-1]
+    ratings.loc[(ratings["case"] == last["case"]) & (ratings["item"] == last["item"]), "level"] = 2
+    with pytest.warns(ModelFitWarning, match="has only level 2"):
+        model = ManyFacetPCM().fit(ratings)
+    assert model.converged_ and np.isnan(model.item_difficulty_[-1])
+    assert np.isfinite(model.item_difficulty_[:-1]).all()
