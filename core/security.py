@@ -59,9 +59,10 @@ def read_token(token: str, *, purpose: str) -> dict[str, Any]:
     # ``sub`` is a user id: digits only, within the database's integer range (else a lookup
     # would fail with a 500 instead of the 401 every other bad token gets)
     sub = claims.get("sub")
-    if not (
-        isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10
-    ) or not 0 < int(sub) < 2**31:
+    if (
+        not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10)
+        or not 0 < int(sub) < 2**31
+    ):
         raise jwt.InvalidTokenError("token subject is not a user id")
     # a page session carries its CSRF token and the account's session epoch
     if purpose == "session" and not (
