@@ -25,11 +25,11 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {cpu}, {cores} cores, Python {platform.python_version()}"
 
 
-def write_section(title: str, body: str) -> None:
-    """Add or replace the section ``## title`` in BENCHMARKS.md, keeping the others."""
+def write_section(title: str, body: str, path: Path = BENCHMARKS) -> None:
+    """Add or replace the section ``## title`` in ``path`` (BENCHMARKS.md), keeping the others."""
     text = (
-        BENCHMARKS.read_text()
-        if BENCHMARKS.exists()
+        path.read_text()
+        if path.exists()
         else "# Benchmarks\n\nWritten by `bench/*.py --write`; ratios are measured in the same run.\n"
     )
     stamp = f"_{datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}_\n\n"
@@ -39,4 +39,4 @@ def write_section(title: str, body: str) -> None:
         text = pattern.sub(section + "\n", text)
     else:
         text = text.rstrip() + "\n\n" + section
-    BENCHMARKS.write_text(text.rstrip() + "\n")
+    path.write_text(text.rstrip() + "\n")

@@ -13,13 +13,9 @@ triangulation, 4,000 typed profiles) and the CSV export. ``--write`` puts the re
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +23,12 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import write_section  # noqa: E402
 from profiles import build_profiles, export_profiles, progression_from_photos  # noqa: E402
 from profiles.synthetic import make_synthetic  # noqa: E402
 
 DEFAULT_BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 TARGET_S = 10.0
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run(n_units: int = 1000, n_terms: int = 4) -> dict[str, float | int | str | bool]:
@@ -91,16 +78,11 @@ def run(n_units: int = 1000, n_terms: int = 4) -> dict[str, float | int | str | 
 
 
 def section(result: dict[str, float | int | str | bool]) -> str:
-    """The "## Profiles" Markdown section for BENCHMARKS.md."""
-    cores = os.cpu_count()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    """The body of the "## Profiles" section of BENCHMARKS.md (bench.common adds the machine)."""
     total = float(result["progression_s"]) + float(result["build_s"])
     return (
-        "## Profiles\n\n"
-        f"Unit profiles (`profiles.build_profiles`), `python bench/profiles.py`, "
-        f"{date.today().isoformat()}.\n\n"
-        f"- Machine: {platform.platform()}, Python {platform.python_version()}, {_cpu_model()}, "
-        f"{cores} CPUs ({affinity} usable by this process), numpy {np.__version__}\n"
+        "Unit profiles (`profiles.build_profiles`), `python bench/profiles.py`, "
+        f"numpy {np.__version__}.\n\n"
         f"- Data: {result['units']:,} units x {result['terms']} terms, {result['photos']:,} photos, "
         f"{result['ability_rows']:,} unit x term x area ability rows (synthetic, seed 2026)\n"
         f"- Build {result['profiles']:,} profiles: **{float(result['build_s']):.2f} s** "
@@ -116,17 +98,6 @@ def section(result: dict[str, float | int | str | bool]) -> str:
     )
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) the "## Profiles" section of ``path``, keeping every other section."""
-    current = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(r"^## Profiles\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    path.write_text(updated.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
@@ -138,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     text = section(result)
     print(text)
     if args.write:
-        write_section(args.benchmarks, text)
+        write_section("Profiles", text, args.benchmarks)
         print(f"wrote {args.benchmarks}")
     return 0 if float(result["build_s"]) <= TARGET_S else 1
 
