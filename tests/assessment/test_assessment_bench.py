@@ -6,7 +6,6 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "assessment.py"
@@ -35,14 +34,11 @@ def test_one_design_scores_fit_and_baselines_and_section_lists_all() -> None:
     assert "100 000-rating fit" in text
 
 
-def test_write_section_replaces_only_assessment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_section_replaces_only_assessment(tmp_path: Path) -> None:
     common = _load("bench_common", ROOT / "bench" / "common.py")
     target = tmp_path / "BENCHMARKS.md"
     target.write_text("# Benchmarks\n\n## Vision\nfast\n\n## Assessment\nold\n\n## Profiles\nok\n")
-    monkeypatch.setattr(common, "BENCHMARKS", target)
-    common.write_section("Assessment", "new\n")
+    common.write_section("Assessment", "new\n", target)
     text = target.read_text()
     assert "## Vision\nfast" in text and "## Profiles\nok" in text
     assert "new" in text and "old" not in text

@@ -59,7 +59,7 @@ def test_spread_is_estimated_and_unit_figures_are_the_shrunken_means(
     np.testing.assert_allclose(units["se"], table["se"], rtol=1e-6)
     sheets = random.sheet_table()
     regular = sheets[~sheets["calibration"]]
-    assert (regular["unit_prior_prec"] == 1.0 / random.unit_prior_sd_**2).all()
+    np.testing.assert_allclose(regular["unit_prior_prec"], 1.0 / random.unit_prior_sd_**2)
     assert sheets.loc[sheets["calibration"], "unit_mean"].isna().all()
 
 
