@@ -3,30 +3,10 @@
 // alternative, a small table with the numbers, n and interval. The module holds no strings of its
 // own: callers pass every label already translated (see i18n.js).
 
-const NS = "http://www.w3.org/2000/svg";
+import { el, svg as s } from "./dom.js";
+
 const WIDTH = 640; // viewBox width; the SVG scales to its container (width: 100%)
 const FONT = 14; // viewBox units
-
-/** An SVG element with attributes (numbers are rounded to 0.1 to keep the markup small). */
-function s(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    node.setAttribute(k, typeof v === "number" ? String(Math.round(v * 10) / 10) : v);
-  }
-  node.append(...children.filter((c) => c != null));
-  return node;
-}
-
-/** An HTML element with attributes and children (strings become text). */
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c != null));
-  return node;
-}
 
 /** About five round tick values covering [lo, hi]. */
 export function niceTicks(lo, hi, count = 5) {
@@ -79,17 +59,17 @@ function figure(svg, { title, summary, table }) {
   svg.setAttribute("class", "chart-svg");
   svg.setAttribute("preserveAspectRatio", "xMinYMin meet");
   svg.prepend(s("title", {}, title), s("desc", {}, summary || ""));
-  const fig = h("figure", { class: "chart" }, svg);
+  const fig = el("figure", { class: "chart" }, svg);
   if (table) {
     const cell = (tag, c, attrs = {}) =>
       c && typeof c === "object" && !(c instanceof Node)
-        ? h(tag, { ...attrs, class: c.class || "" }, c.text)
-        : h(tag, attrs, c);
-    const head = h("tr", {}, ...table.head.map((c) => cell("th", c, { scope: "col" })));
-    const rows = table.rows.map((r) => h("tr", {}, cell("th", r[0], { scope: "row" }), ...r.slice(1).map((c) => cell("td", c))));
-    const tbl = h("table", { class: "alt-table" }, h("thead", {}, head), h("tbody", {}, ...rows));
-    if (table.caption) tbl.prepend(h("caption", {}, table.caption));
-    fig.append(h("figcaption", {}, tbl));
+        ? el(tag, { ...attrs, class: c.class || "" }, c.text)
+        : el(tag, attrs, c);
+    const head = el("tr", {}, ...table.head.map((c) => cell("th", c, { scope: "col" })));
+    const rows = table.rows.map((r) => el("tr", {}, cell("th", r[0], { scope: "row" }), ...r.slice(1).map((c) => cell("td", c))));
+    const tbl = el("table", { class: "alt-table" }, el("thead", {}, head), el("tbody", {}, ...rows));
+    if (table.caption) tbl.prepend(el("caption", {}, table.caption));
+    fig.append(el("figcaption", {}, tbl));
   }
   return fig;
 }

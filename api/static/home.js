@@ -2,21 +2,12 @@
 // their units with the current progression figures (suppressed figures say so) and a link to
 // each unit's full profile page (/units/{id}).
 
+import { $, el } from "./dom.js";
 import { setupLanguageSwitch, t } from "./i18n.js";
 import { getJSON, homeFor, loadSession, session, signIn, signOut } from "./session.js";
+import { renderTopBar } from "./topbar.js";
 
-const $ = (id) => document.getElementById(id);
 let profiles = null; // [{unit, profile|null, error}] once loaded
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c != null));
-  return node;
-}
 
 /** "value [lo, hi]" for an interval, or the suppression notice when it is withheld. */
 function interval(x) {
@@ -85,12 +76,6 @@ async function loadProfiles() {
   renderUnits();
 }
 
-function renderHeader() {
-  const s = session();
-  $("who").textContent = s ? t("signed_in_as", { user: s.user.username, role: t(`role_${s.user.role}`) }) : "";
-  $("sign-out").hidden = !s;
-}
-
 async function showSignedIn() {
   const s = session();
   if (homeFor(s.user.role) !== "/") {
@@ -99,20 +84,20 @@ async function showSignedIn() {
   }
   $("login-section").hidden = true;
   $("units-section").hidden = false;
-  renderHeader();
+  renderTopBar();
   await loadProfiles();
 }
 
 function showLogin() {
   $("login-section").hidden = false;
   $("units-section").hidden = true;
-  renderHeader();
+  renderTopBar();
   $("username").focus();
 }
 
 async function main() {
   setupLanguageSwitch(() => {
-    renderHeader();
+    renderTopBar();
     if (!$("units-section").hidden) renderUnits();
   });
   $("login").addEventListener("submit", async (e) => {

@@ -3,24 +3,15 @@
 // and the assessment model's item and rater fit (infit/outfit outside 0.7–1.3 flagged).
 // Data: GET /api/models, /api/annotations/agreement (404: no labels), /api/assessment/fit (404).
 
+import { $, el } from "./dom.js";
 import { fmt } from "./charts.js";
 import { lang, setupLanguageSwitch, t } from "./i18n.js";
-import { getJSON, loadSession, session, signOut } from "./session.js";
+import { getJSON, loadSession, signOut } from "./session.js";
+import { renderTopBar } from "./topbar.js";
 
-const $ = (id) => document.getElementById(id);
 const FIT_LOW = 0.7;
 const FIT_HIGH = 1.3;
 let loaded = null; // {models, agreement, fit}: each the {ok, status, data} of its request
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c != null));
-  return node;
-}
 
 const num = (v, digits = 2) => fmt(v, digits, lang() === "en" ? "en-GB" : "sv-SE");
 
@@ -146,15 +137,9 @@ function render() {
   $("research").replaceChildren(...skipped, modelsSection(loaded.models), agreementSection(loaded.agreement), ...fitSections(loaded.fit));
 }
 
-function renderHeader() {
-  const s = session();
-  $("who").textContent = s ? t("signed_in_as", { user: s.user.username, role: t(`role_${s.user.role}`) }) : "";
-  $("sign-out").hidden = !s;
-}
-
 async function main() {
   setupLanguageSwitch(() => {
-    renderHeader();
+    renderTopBar();
     render();
   });
   $("sign-out").addEventListener("click", async () => {
@@ -166,7 +151,7 @@ async function main() {
     location.replace("/");
     return;
   }
-  renderHeader();
+  renderTopBar();
   if (!["researcher", "admin"].includes(s.user.role)) {
     $("research-error").hidden = false;
     $("research-error").textContent = t("research_forbidden");

@@ -4,23 +4,14 @@
 // triangulation note. Data: GET /api/units/{id}/profile[?term=]; every chart comes from charts.js
 // with a text alternative; suppressed figures say "too few to show".
 
+import { $, el } from "./dom.js";
 import { fmt, intervalChart, referenceChart, stageDistributionChart, trendChart } from "./charts.js";
 import { lang, measureUnit, setupLanguageSwitch, t } from "./i18n.js";
-import { getJSON, loadSession, session, signOut } from "./session.js";
+import { getJSON, loadSession, signOut } from "./session.js";
+import { renderTopBar } from "./topbar.js";
 
-const $ = (id) => document.getElementById(id);
 const unitId = Number(location.pathname.split("/").filter(Boolean)[1]);
 let data = null; // the UnitProfileOut last loaded
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") node.className = v;
-    else node.setAttribute(k, v);
-  }
-  node.append(...children.filter((c) => c != null));
-  return node;
-}
 
 const locale = () => (lang() === "en" ? "en-GB" : "sv-SE");
 const num = (v, digits = 2) => fmt(v, digits, locale());
@@ -317,12 +308,6 @@ function render() {
   box.replaceChildren(...parts);
 }
 
-function renderHeader() {
-  const s = session();
-  $("who").textContent = s ? t("signed_in_as", { user: s.user.username, role: t(`role_${s.user.role}`) }) : "";
-  $("sign-out").hidden = !s;
-}
-
 function showError(message) {
   $("unit-status").hidden = true;
   $("unit-page").hidden = true;
@@ -352,7 +337,7 @@ async function load(term) {
 
 async function main() {
   setupLanguageSwitch(() => {
-    renderHeader();
+    renderTopBar();
     render();
   });
   $("sign-out").addEventListener("click", async () => {
@@ -365,7 +350,7 @@ async function main() {
     location.replace("/");
     return;
   }
-  renderHeader();
+  renderTopBar();
   if (!Number.isInteger(unitId) || unitId <= 0) {
     showError(t("unit_not_found"));
     return;

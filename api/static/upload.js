@@ -1,6 +1,7 @@
 // The educators' upload page: choose unit, group (age band) and activity once, then take or pick
 // photos; each is downscaled on the tablet, queued in IndexedDB and sent by the queue's sender.
 
+import { $ } from "./dom.js";
 import { applyTranslations, refusalMessage, setupLanguageSwitch, t } from "./i18n.js";
 import { FINAL_STATES, Sender, clearFinished, discardForeign, listItems, newItem, ownedBy, putItem } from "./queue.js";
 import { csrfToken, loadSession, session, signOut } from "./session.js";
@@ -10,7 +11,6 @@ const JPEG_QUALITY = 0.9;
 const CHOICE_KEY = "spira.upload.choice";
 const FINISHED_KEPT_MS = 24 * 60 * 60 * 1000; // sent/refused items stay listed for a day
 
-const $ = (id) => document.getElementById(id);
 const progress = new Map(); // item key -> upload percent while sending
 const thumbs = new Map(); // item key -> object URL of its preview
 

@@ -180,6 +180,37 @@ def test_pages_are_shells_with_module_scripts_allowed_by_the_csp(api):
     assert "/upload" not in paths and "/" not in paths
 
 
+def test_every_page_is_the_one_shell_with_its_own_script_and_main(api):
+    """The four pages share one head and top bar (api/templates/shell.html), each with its own
+    module script, title and main content; the shell is rendered, not copied per page."""
+    from api.pages import TEMPLATES_DIR
+
+    pages = {
+        "/": "home.js",
+        "/upload": "upload.js",
+        "/units/1": "unit.js",
+        "/research": "research.js",
+    }
+    bars, titles = set(), set()
+    for path, script in pages.items():
+        r = api.get(path)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-cache", path
+        html = r.text
+        assert html.count("<script") == 1 and f'src="/static/{script}"' in html, path
+        bar = html[html.index('<header class="topbar">') : html.index("</header>")]
+        assert 'id="sign-out"' in bar and 'data-lang="en"' in bar
+        bars.add(bar)
+        titles.add(html[html.index("<title>") : html.index("</title>")])
+        assert html.count("<main") == 1 and html.rstrip().endswith("</html>")
+    assert len(bars) == 1 and len(titles) == 4
+    assert 'id="unit-name"' in api.get("/units/1").text
+    assert 'id="login"' in api.get("/").text and 'id="research"' in api.get("/research").text
+    # only the shell holds <html>/<head>; the pages fill its blocks
+    for name in ("index", "upload", "unit", "research"):
+        assert "<head>" not in (TEMPLATES_DIR / f"{name}.html").read_text()
+    assert api.get("/static/index.html").status_code == 404
+
+
 def test_signing_out_ends_the_session_everywhere(api):
     """A copy of the cookie (another tab, another device, a stolen copy) stops working the moment
     its account signs out; the next sign-in works again; bearer tokens are not page sessions."""

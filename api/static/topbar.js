@@ -1,0 +1,12 @@
+// The shell's top bar (api/templates/shell.html), filled the same way on every page.
+
+import { $ } from "./dom.js";
+import { t } from "./i18n.js";
+import { session } from "./session.js";
+
+/** Who is signed in (user and role) and the sign-out button, or neither when nobody is. */
+export function renderTopBar() {
+  const s = session();
+  $("who").textContent = s ? t("signed_in_as", { user: s.user.username, role: t(`role_${s.user.role}`) }) : "";
+  $("sign-out").hidden = !s;
+}
