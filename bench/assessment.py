@@ -14,6 +14,11 @@ levels 0-3), 5 seeds each, each with baselines measured on the same data:
 * Coverage of the 95 % unit intervals (truth put on the fit's scale: minus the true mean item
   difficulty and mean severity), ``rater_unit_confounded`` warnings, mean infit/outfit.
 
+Units as a random facet against fixed unit means (``random_units=False``): the four designs have
+50 sheets in every unit, where shrinkage cannot reorder units; so designs (b) and (c) are also run
+with units of 5-50 sheets (each unit keeps a random number of its sheets), both fits on the same
+data.
+
 Then the fit time of 100 000 ratings in design (b) and (a) (target <= 10 s on 2 CPU cores).
 ``--write`` replaces the "## Assessment" section of BENCHMARKS.md (other sections are kept).
 
@@ -106,7 +111,40 @@ def one(design: str, seed: int, **size: int) -> dict[str, Any]:
     }
 
 
-def run(seeds: tuple[int, ...] = SEEDS) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def unequal(design: str, seed: int, **size: int) -> dict[str, Any]:
+    """Units of 5-50 sheets: unit Spearman, rater r and coverage, random vs fixed unit means."""
+    ratings, truth = simulate_design(design, seed=seed, **size)
+    rng = np.random.default_rng(seed + 1000)
+    n_units = len(truth.unit_effect)
+    keep_n = dict(zip(sorted(truth.unit_effect), rng.integers(5, 51, n_units), strict=True))
+    sheets = ratings.drop_duplicates("sheet_id")
+    sheets = sheets[sheets["unit"].astype(str) != ""]
+    sheets = sheets.assign(k=sheets.groupby("unit").cumcount())
+    drop = set(sheets.loc[sheets["k"] >= sheets["unit"].map(keep_n), "sheet_id"])
+    ratings = ratings[~ratings["sheet_id"].isin(drop)].reset_index(drop=True)
+    base_unit = baselines(ratings)[1]
+    out: dict[str, Any] = {"design": design, "seed": seed}
+    for name, random_units in (("random", True), ("fixed", False)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ModelFitWarning)
+            model = ManyFacetPCM(random_units=random_units).fit(ratings)
+        units = unit_abilities(model.sheet_table().drop(columns="area"), min_sheets=1)
+        names = [u.unit for u in units]
+        effect = np.array([truth.unit_effect[n] for n in names])
+        ability = np.array([u.ability for u in units], dtype=float)
+        se = np.array([u.se for u in units], dtype=float)
+        sev_true = np.array([truth.severity[r] for r in model.raters_])
+        shift = np.mean([truth.thresholds[k].mean() for k in model.item_keys_]) + sev_true.mean()
+        out[f"unit_rho_{name}"] = float(spearmanr(ability, effect)[0])
+        out[f"rater_r_{name}"] = float(np.corrcoef(model.severity_, sev_true)[0, 1])
+        out[f"covered_{name}"] = float(np.mean(np.abs(ability - (effect - shift)) <= 1.96 * se))
+        out["unit_rho_raw"] = float(spearmanr(base_unit[names], effect)[0])
+    return out
+
+
+def run(
+    seeds: tuple[int, ...] = SEEDS,
+) -> tuple[pd.DataFrame, list[dict[str, Any]], pd.DataFrame]:
     """Every design and seed, then the two 100 000-rating timings."""
     rows = []
     for design in LABELS:
@@ -120,6 +158,11 @@ def run(seeds: tuple[int, ...] = SEEDS) -> tuple[pd.DataFrame, list[dict[str, An
                 f"{result['fit_s']:.1f} s",
                 flush=True,
             )
+    sizes = []
+    for design in ("shared", "nested_calibrated"):
+        for seed in seeds:
+            sizes.append(unequal(design, seed))
+            print(f"unequal sizes {design} seed {seed}: {sizes[-1]}", flush=True)
     timings = []
     for design, size in (
         ("shared", {"sheets_per_unit": 834}),
@@ -128,7 +171,7 @@ def run(seeds: tuple[int, ...] = SEEDS) -> tuple[pd.DataFrame, list[dict[str, An
         result = one(design, seeds[0], **size)
         timings.append({"design": design, **result})
         print(f"100k {design}: {result['ratings']} ratings, {result['fit_s']:.2f} s", flush=True)
-    return pd.DataFrame(rows), timings
+    return pd.DataFrame(rows), timings, pd.DataFrame(sizes)
 
 
 def targets(table: pd.DataFrame) -> list[str]:
@@ -161,7 +204,9 @@ def targets(table: pd.DataFrame) -> list[str]:
     return out
 
 
-def section(table: pd.DataFrame, timings: list[dict[str, Any]]) -> str:
+def section(
+    table: pd.DataFrame, timings: list[dict[str, Any]], sizes: pd.DataFrame | None = None
+) -> str:
     """The body of the "## Assessment" section."""
     lines = [
         "Many-facet partial credit model with sheets nested in units (`assessment.ManyFacetPCM`, "
@@ -200,6 +245,23 @@ def section(table: pd.DataFrame, timings: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.extend(targets(table))
     lines.append("")
+    if sizes is not None and not sizes.empty:
+        lines.append(
+            "Units as a random facet vs fixed unit means, units of 5-50 sheets (same data for "
+            "both fits; mean over seeds, worst seed's gain in brackets):"
+        )
+        lines.append("")
+        for design, grp in sizes.groupby("design", sort=False):
+            lines.append(
+                f"- {LABELS[str(design)]}: unit Spearman random {grp.unit_rho_random.mean():.3f}, "
+                f"fixed {grp.unit_rho_fixed.mean():.3f} "
+                f"({(grp.unit_rho_random - grp.unit_rho_fixed).min():+.3f}), raw mean "
+                f"{grp.unit_rho_raw.mean():.3f}; rater r random {grp.rater_r_random.mean():.3f}, "
+                f"fixed {grp.rater_r_fixed.mean():.3f} "
+                f"({(grp.rater_r_random - grp.rater_r_fixed).min():+.3f}); 95 % coverage random "
+                f"{grp.covered_random.mean():.3f}, fixed {grp.covered_fixed.mean():.3f}"
+            )
+        lines.append("")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     lines.append(
         f"- Load average when the run ended: {load:.1f} on this machine's cores (shared with other "
@@ -218,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
     parser.add_argument("--seeds", type=int, default=len(SEEDS), help="how many seeds (max 5)")
     args = parser.parse_args(argv)
-    table, timings = run(SEEDS[: args.seeds])
-    text = section(table, timings)
+    table, timings, sizes = run(SEEDS[: args.seeds])
+    text = section(table, timings, sizes)
     print(text)
     if args.write:
         write_section("Assessment", text)

@@ -28,10 +28,13 @@ def test_one_design_scores_fit_and_baselines_and_section_lists_all() -> None:
     rows = pd.DataFrame(
         [{"design": d, "seed": 1, **result} for d in bench.LABELS],
     )
-    text = bench.section(rows, [{"design": "shared", **result}])
+    sizes = bench.unequal("shared", 3, n_units=12, sheets_per_unit=30)
+    assert {"unit_rho_random", "unit_rho_fixed", "unit_rho_raw", "covered_random"} <= set(sizes)
+    assert all(-1 <= sizes[k] <= 1 for k in ("unit_rho_random", "unit_rho_fixed", "rater_r_random"))
+    text = bench.section(rows, [{"design": "shared", **result}], pd.DataFrame([sizes]))
     for label in bench.LABELS.values():
         assert label in text
-    assert "100 000-rating fit" in text
+    assert "100 000-rating fit" in text and "units of 5-50 sheets" in text
 
 
 def test_write_section_replaces_only_assessment(tmp_path: Path) -> None:
