@@ -84,6 +84,15 @@ _SMALL_FACE_LARGEST = 0.13
 #: cost (tests/vision/test_face_sizes.py, BENCHMARKS.md "Faces by size").
 _HAAR_STEP = 1.1
 _HAAR_NEIGHBOURS = 2
+#: Each cascade hit is confirmed by the same cascade looking again at the hit's own scale, finely
+#: (step 1.05) and asking for 4 neighbours (``_confirmed``). Measured on the working images of
+#: the 56 face-size photos of bench/faces.py (seeds 1-2, 154 faces at 2-15 %), its 32 drawings
+#: with no face and 60 photographed crayon drawings: no face lost at 3, 4 or 5 neighbours (6 lost
+#: one); photos with anything found (BlazeFace included) 7/32 -> 3-4/32 and 5/60 -> 2/60 at 4.
+#: The second stock cascade (frontalface_alt2) as judge lost a 2 % face; BlazeFace on the hit's
+#: crop cut nothing. About 7 ms per hit.
+_CONFIRM_STEP = 1.05
+_CONFIRM_NEIGHBOURS = 4
 
 
 def _ssd_anchors() -> np.ndarray:
@@ -213,7 +222,10 @@ def find_small_faces(
         maxSize=(largest, largest),
     )
     faces: list[FaceBox] = []
-    for x, y, w, h in np.asarray(found, dtype=np.float64).reshape(-1, 4) / scale:
+    for hit in np.asarray(found, dtype=np.int64).reshape(-1, 4):
+        if not _confirmed(grey, hit):
+            continue
+        x, y, w, h = hit / scale
         x0, y0 = max(0, round(x)), max(0, round(y))
         x1, y1 = min(width, round(x + w)), min(height, round(y + h))
         box = (x0, y0, x1 - x0, y1 - y0)
@@ -224,6 +236,34 @@ def find_small_faces(
         if x1 > x0 and y1 > y0 and not _looks_like_paper(rgb, inner):
             faces.append(box)
     return faces
+
+
+def _confirmed(grey: np.ndarray, hit: np.ndarray) -> bool:
+    """True when the cascade finds the face of ``hit`` (x, y, w, h in ``grey``'s pixels) again
+    with ``_CONFIRM_NEIGHBOURS`` neighbours when it looks at the hit's own scale more finely
+    (step ``_CONFIRM_STEP``, windows 0.6-1.6 of the hit, on the hit and half its size around it,
+    enlarged when needed so the smallest of those windows is the cascade's 24 px).
+
+    A real face is found at many nearby positions and scales; the blobs and strokes of a drawing
+    that pass the sparse scan with its 2 neighbours mostly are not (see ``_CONFIRM_NEIGHBOURS``).
+    """
+    x, y, w, h = (int(v) for v in hit)
+    x0, y0 = max(0, x - w // 2), max(0, y - h // 2)
+    x1, y1 = min(grey.shape[1], x + w + w // 2), min(grey.shape[0], y + h + h // 2)
+    crop = grey[y0:y1, x0:x1]
+    enlarge = max(1.0, 24 / (0.6 * w))
+    if enlarge > 1.0:
+        crop = cv2.resize(crop, None, fx=enlarge, fy=enlarge, interpolation=cv2.INTER_LINEAR)
+    least = max(24, int(0.6 * w * enlarge))
+    most = int(1.6 * w * enlarge) + 1
+    again = _cascade().detectMultiScale(
+        crop,
+        scaleFactor=_CONFIRM_STEP,
+        minNeighbors=_CONFIRM_NEIGHBOURS,
+        minSize=(least, least),
+        maxSize=(most, most),
+    )
+    return len(np.asarray(again).reshape(-1, 4)) > 0
 
 
 def scan_faces(
