@@ -12,7 +12,8 @@ False alarms: the same scenes with no face pasted (drawings with drawn faces, on
 full-frame), counted as photos in which ingest blurred anything.
 
 Time: process CPU per photo of ``ingest`` on the same JPEG bytes, one at a time, with ingest's scan
-(BlazeFace's whole view plus the Haar cascade for small faces) and with the baseline scan
+(BlazeFace's whole view plus the Haar cascade for small faces, each cascade hit confirmed at its
+own scale) and with the baseline scan
 (BlazeFace's whole view alone, ``small_face_scan_long_side=0``, as before issue 14), in one run.
 
 Usage: python bench/faces.py [--seeds 2] [--write]
@@ -149,6 +150,15 @@ def main() -> None:
         f"cascade at 1600 px), {base_ms:.0f} ms with BlazeFace's whole view alone (the scan before "
         f"issue 14): **{scan_ms / base_ms:.2f}×** the baseline ingest, "
         f"+{scan_ms - base_ms:.0f} ms per photo.",
+        "",
+        f"Issue 14's target, end to end within +15 % of the baseline ingest: "
+        f"**{'met' if scan_ms <= 1.15 * base_ms else 'not met'}**. The Haar cascade at 1600 px "
+        "(step 1.1: at 1.2, or 1.15-1.2 above 48-64 px, 2 % faces were lost) is the cost; "
+        "cascade hits are confirmed at their own scale (step 1.05, 4 neighbours, about 7 ms a "
+        "hit), which cut false alarms on drawings without losing a face; no faster small-face "
+        "detector ships with the wheels Spira may use, and a texture gate (not built) would save "
+        "little: dilated by 64 px, the textured parts of these photos cover 48-85 % of them "
+        "(crayon strokes). Privacy first: every face from 2 % is blurred at this price.",
     ]
     body = "\n".join(lines)
     print(body)
