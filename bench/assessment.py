@@ -210,7 +210,8 @@ def section(
     """The body of the "## Assessment" section."""
     lines = [
         "Many-facet partial credit model with sheets nested in units (`assessment.ManyFacetPCM`, "
-        "marginal ML, Gauss-Hermite 15 nodes, preconditioned L-BFGS-B; empirical-Bayes rater prior; "
+        "marginal ML, Gauss-Hermite 15 nodes (31 in the crossed design: > 6 ratings per sheet), "
+        "preconditioned L-BFGS-B; empirical-Bayes rater prior; "
         "units a random facet with empirical-Bayes spread), "
         "`python bench/assessment.py --write`. Simulated by `assessment.synthetic.simulate_design`: "
         f"40 units x 50 sheets, 4 cases x 3 items (levels 0-3), seeds {', '.join(map(str, SEEDS))}. "

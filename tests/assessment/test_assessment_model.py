@@ -184,3 +184,19 @@ def test_the_last_item_with_a_single_used_level_is_left_out_too() -> None:
         model = ManyFacetPCM().fit(ratings)
     assert model.converged_ and np.isnan(model.item_difficulty_[-1])
     assert np.isfinite(model.item_difficulty_[:-1]).all()
+
+
+def test_quadrature_nodes_follow_the_ratings_per_sheet() -> None:
+    import warnings
+
+    from assessment.synthetic import simulate_design
+
+    crossed, _ = simulate_design("crossed", n_units=4, sheets_per_unit=10, seed=1)  # 15 per sheet
+    shared, _ = simulate_design("shared", n_units=4, sheets_per_unit=10, seed=1)  # 3 per sheet
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelFitWarning)
+        assert ManyFacetPCM(max_iter=5).fit(crossed).n_nodes_ == 31
+        assert ManyFacetPCM(max_iter=5).fit(shared).n_nodes_ == 15
+        assert ManyFacetPCM(max_iter=5, n_nodes=9).fit(crossed).n_nodes_ == 9
+    with pytest.raises(ValueError, match="n_nodes >= 3"):
+        ManyFacetPCM(n_nodes=2).fit(shared)
