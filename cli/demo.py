@@ -149,6 +149,13 @@ def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) 
     ratings["age_band"] = [g.age_band for g in chosen]
     ratings["unit"] = ratings["unit"].map(lambda sim: unit_of[sim].name)
     ratings["rater"] = ratings["rater"].str.replace("rater-", "pedagog-", regex=False)
+    # One educator rates at random, as a misunderstood rubric would: the demo then shows what the
+    # research page's rater fit flags look like (ratings drawn from the model itself fit at ~1).
+    erratic = ratings["rater"] == sorted(ratings["rater"].unique())[0]
+    top = [library.max_level(c, i) for c, i in zip(ratings["case"], ratings["item"], strict=True)]
+    ratings.loc[erratic, "level"] = [
+        int(rng.integers(0, m + 1)) for m, e in zip(top, erratic, strict=True) if e
+    ]
     day_by_term = {t: d for t, d in zip(terms, TERM_DATES, strict=True)}
     ratings["date"] = pd.to_datetime(ratings["term"].map(day_by_term))
     ratings["sheet_id"] = "demo-" + ratings["sheet_id"].astype(str)
