@@ -234,6 +234,7 @@ class ManyFacetPCM:
         n_nodes: int | None = None,
         random_units: bool = True,
         unit_prior_sd: float | None = None,
+        age_bands: bool = True,
     ) -> None:
         self.max_iter = max_iter
         self.tol = tol
@@ -243,6 +244,7 @@ class ManyFacetPCM:
         self.n_nodes = n_nodes
         self.random_units = random_units
         self.unit_prior_sd = unit_prior_sd
+        self.age_bands = age_bands
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -318,6 +320,20 @@ class ManyFacetPCM:
         cal_codes = np.full(n_sheets, -1, dtype=np.int64)
         cal_codes[is_cal] = np.arange(int(is_cal.sum()))
         n_cal = int(is_cal.sum())
+        # Age bands of the regular sheets (a fixed facet; module docstring). -1: unknown/empty or
+        # a calibration sheet (beta 0). Band codes follow the sorted labels.
+        sheet_band: np.ndarray = np.full(n_sheets, -1, dtype=np.int64)
+        band_labels: list[str] = []
+        if self.age_bands and "age_band" in ratings.columns:
+            band_blank = _is_blank(ratings["age_band"])
+            known = ~band_blank & ~blank
+            if known.any():
+                band_codes, band_index = pd.factorize(
+                    ratings["age_band"].astype(str).str.strip().to_numpy()[known], sort=True
+                )
+                band_labels = [str(b) for b in band_index]
+                sheet_band[sheet_codes[known]] = band_codes
+        n_bands = len(band_labels)
 
         x, item_levels, item_fixed = self._collapse_levels(item_codes, raw_level, keys, anchors)
         n_steps = np.array([len(lv) - 1 for lv in item_levels])
@@ -337,15 +353,19 @@ class ManyFacetPCM:
         reg_sheets, sr = np.unique(s[reg], return_inverse=True)
         n_rs = len(reg_sheets)
         gr, rr, ir, xr = sheet_group[reg_sheets][sr], r[reg], it[reg], x[reg]
+        # band of every regular rating; n_bands = unknown (beta 0)
+        br = np.where(sheet_band[reg_sheets] >= 0, sheet_band[reg_sheets], n_bands)[sr]
         cc, rc, ic, xc = cal_codes[s[~reg]], r[~reg], it[~reg], x[~reg]
         n_reg = len(xr)
         combo, combo_key = pd.factorize(
-            (gr.astype(np.int64) * n_raters + rr) * n_items + ir, sort=False
+            ((gr.astype(np.int64) * (n_bands + 1) + br) * n_raters + rr) * n_items + ir,
+            sort=False,
         )
         combo_key = np.asarray(combo_key, dtype=np.int64)
         ci = combo_key % n_items
         cr = (combo_key // n_items) % n_raters
-        cg = combo_key // (n_items * n_raters)
+        cb = (combo_key // (n_items * n_raters)) % (n_bands + 1)
+        cg = combo_key // (n_items * n_raters * (n_bands + 1))
         cell, cell_key = pd.factorize(combo.astype(np.int64) * (k_max + 1) + xr, sort=False)
         cell_key = np.asarray(cell_key, dtype=np.int64)
         cell_combo, cell_x = cell_key // (k_max + 1), cell_key % (k_max + 1)
@@ -356,6 +376,21 @@ class ManyFacetPCM:
             (np.ones(n_cells), (cell_combo, np.arange(n_cells))), shape=(len(combo_key), n_cells)
         )
         x_group = np.bincount(gr, weights=xr, minlength=n_groups)
+        x_band = np.bincount(br, weights=xr, minlength=n_bands + 1)
+        # beta identified by sum_a n_a beta_a = 0 (n_a: regular sheets of band a); the last band's
+        # effect is implied by the others (n_bands - 1 free parameters).
+        reg_band = sheet_band[reg_sheets]
+        band_n = np.bincount(reg_band[reg_band >= 0], minlength=n_bands).astype(float)
+        n_beta = max(n_bands - 1, 0)
+
+        def beta_full(free: np.ndarray) -> np.ndarray:
+            """Every band's effect plus 0 for unknown band (index n_bands)."""
+            beta = np.zeros(n_bands + 1)
+            if n_bands:
+                beta[:n_beta] = free
+                beta[n_beta] = -float(band_n[:n_beta] @ free) / max(band_n[n_beta], 1.0)
+            return beta
+
         x_rater_reg = np.bincount(rr, weights=xr, minlength=n_raters)
         n_q = self.n_nodes
         if n_q is None:
@@ -388,13 +423,22 @@ class ManyFacetPCM:
         prop = (obs_sheet + 0.5) / (max_sheet + 1.0)
         start_theta = np.log(prop / (1 - prop))
         mu0 = np.zeros(n_groups)
+        beta0 = np.zeros(n_beta)
         if n_groups:
             cnt = np.bincount(sheet_group[reg_sheets], minlength=n_groups)
+            theta_reg = start_theta[reg_sheets]
+            if n_bands > 1:
+                band_mean = np.bincount(
+                    reg_band[reg_band >= 0], weights=theta_reg[reg_band >= 0], minlength=n_bands
+                ) / np.maximum(band_n, 1)
+                band_mean -= float(band_n @ band_mean) / band_n.sum()
+                beta0 = band_mean[:n_beta]
+                theta_reg = theta_reg - beta_full(beta0)[np.where(reg_band >= 0, reg_band, n_bands)]
             mu0 = np.bincount(
-                sheet_group[reg_sheets], weights=start_theta[reg_sheets], minlength=n_groups
+                sheet_group[reg_sheets], weights=theta_reg, minlength=n_groups
             ) / np.maximum(cnt, 1)
-        sections = np.cumsum([n_valid, n_raters, n_groups, 1])
-        p0 = np.concatenate([delta0[step_valid], rho0, mu0, [0.0], start_theta[is_cal]])
+        sections = np.cumsum([n_valid, n_raters, n_groups, 1, n_cal])
+        p0 = np.concatenate([delta0[step_valid], rho0, mu0, [0.0], start_theta[is_cal], beta0])
         bounds: list[tuple[float | None, float | None]] = []
         item_step_fixed = np.broadcast_to(item_fixed[:, None], step_valid.shape)[step_valid]
         bounds += [
@@ -403,7 +447,7 @@ class ManyFacetPCM:
         ]
         bounds += [(v, v) if f else (None, None) for v, f in zip(rho0, rater_fixed, strict=True)]
         bounds += [(None, None)] * n_groups + [(math.log(0.05), math.log(5.0))]
-        bounds += [(None, None)] * n_cal
+        bounds += [(None, None)] * n_cal + [(None, None)] * n_beta
         if n_groups == 0:
             bounds[sections[2]] = (0.0, 0.0)  # no regular sheets: sigma plays no part
         steps_of = np.broadcast_to(n_steps[:, None], step_valid.shape)[step_valid]
@@ -437,7 +481,7 @@ class ManyFacetPCM:
             rho = p[sections[0] : sections[1]]
             mu = p[sections[1] : sections[2]]
             sigma = math.exp(p[sections[2]])
-            theta_c = p[sections[3] :]
+            theta_c = p[sections[3] : sections[4]]
             cum = np.zeros((n_items, k_max + 1))
             cum[:, 1:] = np.cumsum(delta, axis=1)
             cum[:, 1:][~step_valid] = np.inf
@@ -453,6 +497,7 @@ class ManyFacetPCM:
             g_mu = np.zeros(n_groups)
             g_ls: float = 0.0
             g_cal = cal_prec * theta_c
+            g_beta = np.zeros(n_beta)
             nll += 0.5 * sev_prec * float(rho @ rho) + 0.5 * cal_prec * float(theta_c @ theta_c)
             if unit_prec[0] > 0 and n_groups:
                 # The term mean is profiled out (flat prior); deviations sum to 0 within a term,
@@ -464,7 +509,8 @@ class ManyFacetPCM:
                 # Probabilities per (unit-term, rater, item) combination and node, not per rating.
                 # exp(k * eta - cum_k) as powers of exp(eta): one exp per node, not per level
                 # (|eta| <= 30 keeps exp(K * eta) finite; real logits stay far inside).
-                eta = (mu[cg] - rho[cr])[:, None] + sigma * nodes[None, :]
+                beta = beta_full(p[sections[4] :])
+                eta = (mu[cg] + beta[cb] - rho[cr])[:, None] + sigma * nodes[None, :]
                 np.clip(eta, -30, 30, out=eta)
                 prob = np.empty(eta.shape + (k_max + 1,))
                 prob[..., 0] = 1.0
@@ -492,6 +538,10 @@ class ManyFacetPCM:
                 e_k = prob @ ks
                 ew = (wc * e_k).sum(axis=1)
                 g_mu -= x_group - np.bincount(cg, weights=ew, minlength=n_groups)
+                if n_beta:
+                    # beta's score is mu's per-sheet score summed by band, through the constraint
+                    g_band = np.bincount(cb, weights=ew, minlength=n_bands + 1) - x_band
+                    g_beta = g_band[:n_beta] - band_n[:n_beta] / band_n[n_beta] * g_band[n_beta]
                 g_ls -= sigma * float(cell_x @ (w_cell @ nodes) - ((wc * e_k) @ nodes).sum())
                 g_rho += x_rater_reg - np.bincount(cr, weights=ew, minlength=n_raters)
                 gbar = np.einsum("cq,cqk->ck", wc, prob)[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
@@ -527,7 +577,7 @@ class ManyFacetPCM:
                 c = float(difficulty[n_steps > 0].sum()) / n_centred
                 nll += 0.5 * c * c
                 g_d = g_d + c / (n_centred * steps_of)
-            grad = np.concatenate([g_d, g_rho, g_mu, [g_ls], g_cal])
+            grad = np.concatenate([g_d, g_rho, g_mu, [g_ls], g_cal, g_beta])
             return nll, grad, out
 
         iteration = [0]
@@ -553,6 +603,9 @@ class ManyFacetPCM:
                     np.bincount(sheet_group[reg_sheets], weights=share_s, minlength=n_groups),
                     [2.0 * float(share_s @ share_s)],
                     0.25 * np.bincount(cc, minlength=n_cal),
+                    np.bincount(
+                        reg_band[reg_band >= 0], weights=share_s[reg_band >= 0], minlength=n_bands
+                    )[:n_beta],
                 ]
             )
         )
@@ -582,11 +635,15 @@ class ManyFacetPCM:
             result.x = np.where(is_fixed, fixed_value, result.x / scale)
             return result
 
+        reg_b = np.where(reg_band >= 0, reg_band, n_bands)
+
         def group_info(p: np.ndarray) -> np.ndarray:
             """Information of each unit-term's sheets about its mean (see unit_info below)."""
             _, _, mu, sigma, _, _ = unpack(p)
             w_sq = evaluate(p)[2]["w_sq"]
-            theta_q = mu[sheet_group[reg_sheets]][:, None] + sigma * nodes[None, :]
+            theta_q = (mu[sheet_group[reg_sheets]] + beta_full(p[sections[4] :])[reg_b])[
+                :, None
+            ] + sigma * nodes[None, :]
             eap = (w_sq * theta_q).sum(1)
             var = np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12)
             s2 = sigma**2
@@ -651,7 +708,9 @@ class ManyFacetPCM:
             rho -= shift
             mu -= shift
             theta_c -= shift
-        p = np.concatenate([delta[step_valid], rho, mu, [math.log(sigma)], theta_c])
+        beta_free = p[sections[4] :].copy()
+        p = np.concatenate([delta[step_valid], rho, mu, [math.log(sigma)], theta_c, beta_free])
+        beta = beta_full(beta_free)
         _, _, st = evaluate(p, full=True)
 
         # ---------------------------------------------------------------- results at the estimates
@@ -667,7 +726,7 @@ class ManyFacetPCM:
             prob, w, w_sq, e_k, ge = st["prob"], st["w"], st["w_sq"], st["e_k"], st["ge"]
             v_k = prob @ ks**2 - e_k**2
             # Sheet abilities: posterior mean and SD around the unit mean.
-            theta_q = mu[sheet_group[reg_sheets]][:, None] + sigma * nodes[None, :]
+            theta_q = (mu[sheet_group[reg_sheets]] + beta[reg_b])[:, None] + sigma * nodes[None, :]
             eap = (w_sq * theta_q).sum(1)
             ability[reg_sheets] = eap
             ability_se[reg_sheets] = np.sqrt(np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12))
@@ -754,6 +813,20 @@ class ManyFacetPCM:
         self.groups_ = groups
         self.sigma_ = sigma
         self.unit_mean_ = mu
+        self.age_bands_ = band_labels
+        self.age_effect_ = beta[:n_bands].copy()
+        # Information of each band's sheets about its effect given the unit means (the sum of
+        # their unit_info); ignores the sum-to-0 constraint and the unit means' own error.
+        band_info = np.bincount(
+            reg_band[reg_band >= 0], weights=unit_info[reg_sheets][reg_band >= 0], minlength=n_bands
+        )
+        self.age_effect_se_ = 1.0 / np.sqrt(np.maximum(band_info, 1e-12))
+        self.age_effect_n_ = band_n.astype(int)
+        self._sheet_band = sheet_band
+        # The objective (negative penalised marginal log-likelihood, gradient) and the estimates
+        # in its parametrisation, for checks of the analytic gradient.
+        self._objective = lambda q: evaluate(q)[:2]
+        self._estimates = p
         self.unit_prior_sd_ = 1.0 / math.sqrt(unit_prec[0]) if unit_prec[0] > 0 else None
         self.unit_prior_prec_ = unit_prec[0]
         self.unit_prior_mean_ = mu - term_dev(mu) if n_groups else np.zeros(0)
@@ -1027,6 +1100,9 @@ class ManyFacetPCM:
                 "sigma2": np.where(sheet_group >= 0, self.sigma_**2, np.nan),
                 "unit_prior_mean": group_value(self.unit_prior_mean_),
                 "unit_prior_prec": np.where(sheet_group >= 0, self.unit_prior_prec_, np.nan),
+                # The sheet's age-band effect (0 for an unknown band; NaN for calibration): the
+                # ability minus it is the sheet's ability at the common age mix.
+                "age_effect": np.where(sheet_group >= 0, self._age_effect_of_sheets(), np.nan),
             }
         )
         meta_cols = [
@@ -1035,6 +1111,11 @@ class ManyFacetPCM:
             if c in self._sheet_meta.columns
         ]
         return table.merge(self._sheet_meta[meta_cols], on="sheet_id", how="left")
+
+    def _age_effect_of_sheets(self) -> np.ndarray:
+        band = getattr(self, "_sheet_band", np.full(len(self.sheets_), -1))
+        effect = np.append(getattr(self, "age_effect_", np.zeros(0)), 0.0)
+        return np.asarray(effect[np.where(band >= 0, band, len(effect) - 1)], dtype=float)
 
     def _sheet_group(self) -> np.ndarray:
         """Index into groups_ of every sheet (-1 for calibration sheets)."""

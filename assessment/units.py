@@ -88,6 +88,9 @@ def unit_abilities(
         frame["area"] = frame["case"].map(case_areas)
     elif "area" not in frame.columns:
         frame["area"] = None
+    if "age_effect" in frame.columns:
+        # The model's age-band effects: the unit figure is its ability at the common age mix.
+        frame["ability"] = frame["ability"].astype(float) - frame["age_effect"].fillna(0.0)
     value = frame["ability"].astype(float)
     if adjust_for_age_band:
         value = value - frame.groupby(["area", "age_band"], dropna=False)["ability"].transform(

@@ -42,7 +42,7 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from assessment.model import ManyFacetPCM, ModelFitWarning  # noqa: E402
-from assessment.synthetic import simulate_design  # noqa: E402
+from assessment.synthetic import AGE_BAND_EFFECT, simulate_design  # noqa: E402
 from assessment.units import unit_abilities  # noqa: E402
 from bench.common import write_section  # noqa: E402
 
@@ -64,13 +64,22 @@ def baselines(ratings: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return -centred.groupby(reg["rater"]).mean(), reg.groupby("unit")["level"].mean()
 
 
-def one(design: str, seed: int, **size: int) -> dict[str, Any]:
-    """Simulate, fit and score one design and seed."""
+def age_mix(model: ManyFacetPCM, sheets: pd.DataFrame) -> float:
+    """With the age-band facet a unit's figure is its ability at the data's age mix: the unit
+    effect plus the sheet-weighted mean of the true age-band effects (the model's betas sum to 0
+    that way); without it, 0 (the truth is the unit effect, as before)."""
+    if not model.age_bands_:
+        return 0.0
+    return float(sheets["age_band"].map(AGE_BAND_EFFECT).mean())
+
+
+def one(design: str, seed: int, *, age_bands: bool = True, **size: int) -> dict[str, Any]:
+    """Simulate, fit and score one design and seed (``age_bands``: the model's age-band facet)."""
     ratings, truth = simulate_design(design, seed=seed, **size)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelFitWarning)
-        model = ManyFacetPCM().fit(ratings)
+        model = ManyFacetPCM(age_bands=age_bands).fit(ratings)
     fit_s = time.perf_counter() - t0
     base_sev, base_unit = baselines(ratings)
     sev_true = np.array([truth.severity[r] for r in model.raters_])
@@ -87,6 +96,7 @@ def one(design: str, seed: int, **size: int) -> dict[str, Any]:
     ability = np.array([u.ability for u in units], dtype=float)
     se = np.array([u.se for u in units], dtype=float)
     shift = np.mean([truth.thresholds[k].mean() for k in model.item_keys_]) + sev_true.mean()
+    shift -= age_mix(model, sheets)
     return {
         "ratings": len(ratings),
         "fit_s": fit_s,
@@ -135,6 +145,7 @@ def unequal(design: str, seed: int, **size: int) -> dict[str, Any]:
         se = np.array([u.se for u in units], dtype=float)
         sev_true = np.array([truth.severity[r] for r in model.raters_])
         shift = np.mean([truth.thresholds[k].mean() for k in model.item_keys_]) + sev_true.mean()
+        shift -= age_mix(model, sheets)
         out[f"unit_rho_{name}"] = float(spearmanr(ability, effect)[0])
         out[f"rater_r_{name}"] = float(np.corrcoef(model.severity_, sev_true)[0, 1])
         out[f"covered_{name}"] = float(np.mean(np.abs(ability - (effect - shift)) <= 1.96 * se))

@@ -189,6 +189,18 @@ def _result(model: ManyFacetPCM, units: list[Any], agreement: Any = None) -> dic
         "iterations": int(model.n_iter_),
         "warnings": [c.as_dict() for c in model.confounded_]
         + [{"code": "model_fit", "message": str(w)} for w in model.warnings_],
+        # The model's age-band effects (logits, sheet-weighted mean 0); unit abilities are at the
+        # data's common age mix. Empty when the sheets carry no age band.
+        "age_bands": [
+            {"age_band": band, "effect": _finite(effect), "se": _finite(se), "n_sheets": int(n)}
+            for band, effect, se, n in zip(
+                model.age_bands_,
+                model.age_effect_,
+                model.age_effect_se_,
+                model.age_effect_n_,
+                strict=True,
+            )
+        ],
     }
 
 
