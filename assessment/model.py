@@ -32,6 +32,28 @@ them: an educator who rates in several units, units with several educators who a
 elsewhere, or **calibration responses** (written responses every educator rates; ratings with an
 empty ``unit``). A calibration sheet has its own fixed ability, outside any unit.
 
+Age bands (``age_bands=True``, the default)
+-------------------------------------------
+In preschool age is a strong predictor of what a child can do, so a sheet's age band (column
+``age_band`` of the ratings) is a fixed facet of the sheet level::
+
+    theta_s = mu_g + beta_a(s) + sigma * z_s
+
+Identification: the sheet-weighted mean of ``beta`` over the fitted data is 0 (``sum_a n_a beta_a
+= 0``, ``n_a`` the regular sheets of band ``a``; the last band's effect is implied by the others).
+So ``mu_g`` -- the unit's reported ability -- is its ability **at the common age mix of the data**,
+not at its own: a unit whose children are younger is no longer penalised for it (DESIGN: a unit's
+progression is read against the age bands of its children). Sheets with an unknown or empty band
+get ``beta = 0``, i.e. they count as the data's average age; calibration sheets have no band and
+stay out of ``beta``. The score of ``beta_a`` is the same per-sheet score as ``mu_g``'s, summed
+by band (through the constraint); combinations are (unit-term, band, rater, item), so the work per
+step grows by up to the number of bands. ``age_effect_`` (per ``age_bands_``, with an SE from the
+band's information given the unit means, ignoring the constraint) is reported;
+:meth:`ManyFacetPCM.sheet_table` gives each sheet's ``age_effect`` and ``ability`` (EAP, which
+includes it), and :func:`assessment.units.unit_abilities` subtracts it, so unit figures are at the
+common mix. ``age_bands=False`` (or no ``age_band`` column) is the model without the facet,
+bit-for-bit.
+
 Estimation: marginal maximum likelihood. The sheet deviations ``z_s`` are integrated out by
 Gauss-Hermite quadrature (``n_nodes`` nodes; by default 15, or 31 when the sheets carry more than
 6 ratings on average: their posteriors are then narrow and 15 fixed nodes too coarse, see the fit
@@ -79,8 +101,35 @@ What the fit reports
   around the component means minus the mean squared SE), i.e. the uncertainty about where the
   block's mean severity lies.
 
-Recovery measured by ``python bench/assessment.py`` (40 units x 50 sheets, 4 cases x 3 items, 5
-seeds per design; mean over seeds, plain estimate in brackets; BENCHMARKS.md has every seed):
+Age-band facet on vs off (the simulator draws sheet ability = unit effect + age-band effect
+(-1..+1 logit, variance 0.5) + N(0, 1); 40 units x 50 sheets; mean over 5 seeds, worst seed's
+gain over the plain estimates in brackets; off = the figures of the earlier model). Bench seeds
+20261-20265:
+
+* (b) shared: rater r 0.910 vs 0.887 (gain >= +0.021 vs +0.010), unit Spearman 0.963 vs 0.956
+  (gain >= +0.023 vs +0.003), coverage 0.940 vs 0.925;
+* (c) calibrated: rater r 0.896 vs 0.891, unit Spearman 0.947 vs 0.933 (gain >= +0.014 vs
+  -0.015), coverage 0.900 vs 0.910;
+* (d) nested: rater r 0.678 vs 0.641, unit Spearman 0.915 vs 0.901, coverage 0.965 vs 0.975;
+* (a) crossed, seeds 20261-20263 only (compared on and off): rater r unchanged (0.984-0.993),
+  unit Spearman 0.973 vs 0.962 (gain >= +0.015 vs +0.011).
+
+Unseen seeds 101-105 (not tuned on; crossed not run there for time):
+
+* (b): rater r 0.928 vs 0.920 (gain >= +0.003 vs -0.016), unit Spearman 0.961 vs 0.944
+  (gain >= +0.050 vs +0.030), coverage 0.925 vs 0.925;
+* (c): rater r 0.911 vs 0.908, unit Spearman 0.942 vs 0.937 (gain >= +0.014 vs +0.009),
+  coverage 0.930 vs 0.920;
+* (d): rater r 0.704 vs 0.682, unit Spearman 0.907 vs 0.886 (gain >= +0.001 vs -0.030),
+  coverage 0.980 vs 0.975.
+
+Better on average in every design, coverage within 2 points of the earlier model, so it is the
+default. Not on every seed: (b) seed 105 rater r 0.905 vs 0.911, seed 20265 unit Spearman 0.951
+vs 0.956; (c) seed 101 unit Spearman 0.932 vs 0.939 (others within 0.001). Fit time about doubles at this size (e.g. (b) 0.8-1.4 s vs 0.4-0.8 s, under load).
+
+Recovery measured by ``python bench/assessment.py`` before the age-band facet (40 units x 50
+sheets, 4 cases x 3 items, 5 seeds per design; mean over seeds, plain estimate in brackets;
+BENCHMARKS.md has every seed of the current model):
 
 * crossed, 5 raters per sheet (31 nodes): rater r 0.987 (0.968), unit Spearman 0.968 (raw mean
   0.959; below it on one seed of five, -0.004);
