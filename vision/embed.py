@@ -17,7 +17,9 @@ model can be used with weights from a local file (``SPIRA_BACKBONE_WEIGHTS``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -196,7 +198,14 @@ def preprocess(images: Sequence[np.ndarray], cfg: dict[str, Any]) -> np.ndarray:
     return out
 
 
+def _has_nvidia_device() -> bool:
+    """Whether this machine shows an NVIDIA GPU, without importing torch (seconds)."""
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def resolve_device(device: Device) -> str:
+    if device == "auto" and "torch" not in sys.modules and not _has_nvidia_device():
+        return "cpu"  # no GPU to find: torch need not be imported to say so
     if device != "auto":
         return device
     try:
@@ -224,29 +233,70 @@ class Embedder:
         cache_dir: Path | None = None,
         batch_size: int = 32,
     ) -> None:
-        import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
-
         self.name = name
         self.device = resolve_device(device)
         self.runtime: str = (
             runtime if runtime != "auto" else ("torch" if self.device == "cuda" else "openvino")
         )
         self.batch_size = batch_size
-        self.model, self.data_cfg, self.weights_sha = load_backbone(name, weights)
-        self.version = f"{name}@{self.weights_sha[:8]}"
-        self.dim = int(self.model.num_features)
+        self._weights = weights
+        self._model: Any = None
         self._lock = threading.Lock()
         self._ort: Any = None
         self._ov: Any = None
+        self._cache_dir = cache_dir
+        exported = self._exported(cache_dir) if self.runtime in ("onnx", "openvino") else None
+        if exported is not None:
+            # The graph exported earlier, with its preprocessing config: neither timm nor torch is
+            # imported (seconds of a cold `spira stages`).
+            self.data_cfg, self.weights_sha, self.dim = exported
+        else:
+            self._model, self.data_cfg, self.weights_sha = load_backbone(name, weights)
+            self.dim = int(self._model.num_features)
+        self.version = f"{name}@{self.weights_sha[:8]}"
         if self.runtime == "onnx":
             self._ort = self._onnx_session(cache_dir)
         elif self.runtime == "openvino":
             self._ov = self._openvino_model(cache_dir)
-        elif self.device == "cuda":
-            self.model = self.model.to("cuda", memory_format=torch.channels_last)
         else:
-            self.model = self.model.to(memory_format=torch.channels_last)
-            torch.set_num_threads(max(1, torch.get_num_threads()))
+            import torch  # lazy: torch takes seconds to import; only the PyTorch path needs it
+
+            if self.device == "cuda":
+                self._model = self._model.to("cuda", memory_format=torch.channels_last)
+            else:
+                self._model = self._model.to(memory_format=torch.channels_last)
+                torch.set_num_threads(max(1, torch.get_num_threads()))
+
+    @property
+    def model(self) -> Any:
+        """The timm model (loaded on first use when the embedder runs an exported graph)."""
+        if self._model is None:
+            self._model, _, _ = load_backbone(self.name, self._weights)
+        return self._model
+
+    def _weights_file(self) -> Path | None:
+        spec = _REGISTRY.get(self.name)
+        if self._weights is not None:
+            return Path(self._weights)
+        return spec.default_weights() if spec and spec.default_weights else None
+
+    def _exported(self, cache_dir: Path | None) -> tuple[dict[str, Any], str, int] | None:
+        """``(data_cfg, weights_sha, dim)`` of this backbone's exported graph, or None when it was
+        not exported yet (or from other weights)."""
+        path = self._weights_file()
+        if path is None or not path.is_file():
+            return None
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        graph = (cache_dir or get_settings().models_path / "onnx") / f"{self.name}@{sha[:8]}.onnx"
+        sidecar = graph.with_suffix(".json")
+        if not (graph.is_file() and sidecar.is_file()):
+            return None
+        meta = json.loads(sidecar.read_text())
+        if meta.get("weights_sha") != sha:
+            return None
+        cfg = meta["data_cfg"]
+        cfg["input_size"] = tuple(cfg["input_size"])
+        return cfg, sha, int(meta["dim"])
 
     # -- runtimes -----------------------------------------------------------------------------
     def export_onnx(self, path: Path) -> Path:
@@ -269,11 +319,22 @@ class Embedder:
                 dynamo=False,
             )
         tmp.replace(path)  # atomic: a half-written graph is never picked up by another process
+        # What a later process needs to run the graph without loading the model (torch, timm).
+        meta = {
+            "weights_sha": self.weights_sha,
+            "dim": self.dim,
+            "data_cfg": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self.data_cfg.items()
+            },
+        }
+        side = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp.json")
+        side.write_text(json.dumps(meta))
+        side.replace(path.with_suffix(".json"))
         return path
 
     def _onnx_path(self, cache_dir: Path | None) -> Path:
         cache = (cache_dir or get_settings().models_path / "onnx") / f"{self.version}.onnx"
-        if not cache.exists():
+        if not (cache.exists() and cache.with_suffix(".json").exists()):
             self.export_onnx(cache)
         return cache
 
@@ -281,6 +342,10 @@ class Embedder:
         import openvino as ov  # lazy: OpenVINO runtime, loaded only when serving on it
 
         core = ov.Core()
+        # OpenVINO's compiled-model cache: a later process skips compiling the graph.
+        ov_cache = (cache_dir or get_settings().models_path / "onnx") / "openvino-cache"
+        ov_cache.mkdir(parents=True, exist_ok=True)
+        core.set_property({"CACHE_DIR": str(ov_cache)})
         # LATENCY runs one batch across all cores, which is what a micro-batch worker wants
         return core.compile_model(
             core.read_model(str(self._onnx_path(cache_dir))),
