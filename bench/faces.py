@@ -5,7 +5,8 @@ Sweep: real face crops (the astronaut's head, LFW faces) pasted at 2–15 % of t
 4000×3000 and 3000×4000 (``tests.vision.test_face_sizes.face_scene``, three faces a photo). Each
 photo goes through ``vision.ingest.ingest``; a face counts as blurred when neither OpenCV's stock
 Haar cascade (step 1.1, 3 neighbours) nor BlazeFace (at 432 and 1200 px, paper check off) finds
-anything on it in the processed image or the thumbnail. The same photos ingested with no face scan
+anything on it in the processed image or the thumbnail (``on_a_face``: near it and overlapping
+it, so a drawn face beside it does not count). The same photos ingested with no face scan
 show what the checks find when nothing is blurred (their own recall).
 
 False alarms: the same scenes with no face pasted (drawings with drawn faces, on a sheet and
@@ -117,8 +118,11 @@ def main() -> None:
         f"Sweep: {args.seeds} photo(s) per case, 3 faces each (astronaut's head and LFW crops), "
         "12 MP JPEG through `vision.ingest.ingest`. Blurred: neither the stock Haar cascade "
         "(step 1.1, 3 neighbours) nor BlazeFace (432 and 1200 px, paper check off) finds the "
-        "face in the processed image or the thumbnail. In brackets: faces those checks find when "
-        "ingest blurs nothing (they see the faces).",
+        "face in the processed image or the thumbnail (a detection counts when its centre is "
+        "near the face and it covers a quarter of the face box or of itself: drawn faces next "
+        "to a pasted face, found as well with no face pasted, are not the face). In brackets: "
+        "faces those checks find when ingest blurs nothing (they see the faces). Blur margin "
+        "0.6 of the face box on every side.",
         "",
         "| face (share of long side) | "
         + " | ".join(f"{b} {w}×{h}" for b in BACKGROUNDS for w, h in PHOTO_SIZES)
