@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python bench/ray_vs_local.py --write
 	$(BIN)/python bench/capacity.py --write
 	$(BIN)/python bench/validity.py --write
+	$(BIN)/python bench/cli.py --write
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,37 @@ from pathlib import Path
 
 import typer
 
-from cli.common import console
+from cli.common import console, migrated, progress_bar
+
+#: Photos decoded (in parallel) and embedded (in one batch) at a time.
+CHUNK = 32
+#: The default model trained when none is promoted: the same seed always gives the same model.
+DEFAULT_SYNTHETIC_N = 500
+DEFAULT_SEED = 0
+
+
+def train_default_model() -> str:
+    """Train and promote the reproducible synthetic model, saying so (a fresh install)."""
+    # lazy: training runs once per install, only when no model is promoted
+    from training.jobs import run_training
+
+    console.print(
+        f"no stage model is promoted yet: training the default synthetic model "
+        f"({DEFAULT_SYNTHETIC_N} generated drawings, seed {DEFAULT_SEED}) and promoting it; "
+        "this happens once. Train on real labels with `spira train` later."
+    )
+    with progress_bar() as progress:
+        version = run_training(
+            migrated(),
+            synthetic=True,
+            n=DEFAULT_SYNTHETIC_N,
+            seed=DEFAULT_SEED,
+            promote=True,
+            progress=progress,
+            log=console.print,
+        )
+    console.print(f"promoted {version}")
+    return version
 
 
 def stages(
@@ -25,10 +55,15 @@ def stages(
     file gives a line with "error" and the exit code is 1 at the end.
     """
     # lazy: loaded only when the command runs, so `spira --help` stays fast
-    from training.registry import load_model
+    from training.registry import load_model, promoted_version_from_files
     from vision.ingest import IngestError, ingest
+    from vision.threads import map_per_core, one_thread_per_operation
     from vision.worker import decode_stored
 
+    one_thread_per_operation()  # one image per core, each operation on its own thread
+
+    if model is None and promoted_version_from_files() is None:
+        train_default_model()
     try:
         stage_model = load_model(model)
     except FileNotFoundError as err:
@@ -73,19 +108,28 @@ def stages(
             print(json.dumps(line) if jsonl else "\t".join([str(path), *cells]), flush=True)
         batch.clear()
 
-    for path in files:
+    def read(path: Path) -> object:
+        # Scored as the queue worker scores an upload: from the stored JPEG's analysis copy.
         try:
-            # Scored as the queue worker scores an upload: from the stored JPEG's analysis copy.
-            batch.append((path, decode_stored(ingest(path.read_bytes()).jpeg)))
+            return decode_stored(ingest(path.read_bytes()).jpeg)
         except (IngestError, OSError) as err:
-            failed += 1
-            message = err.message if isinstance(err, IngestError) else str(err)
-            print(
-                json.dumps({"path": str(path), "error": message, "model": stage_model.version}),
-                flush=True,
-            )
-        if len(batch) >= 32:
-            flush()
+            return err
+
+    # Decoding and the upload checks of a chunk run on every core (as in the queue worker); the
+    # embedding runs per chunk in batches.
+    for start in range(0, len(files), CHUNK):
+        chunk = files[start : start + CHUNK]
+        for path, result in zip(chunk, map_per_core(read, chunk), strict=True):
+            if isinstance(result, (IngestError, OSError)):
+                failed += 1
+                message = result.message if isinstance(result, IngestError) else str(result)
+                print(
+                    json.dumps({"path": str(path), "error": message, "model": stage_model.version}),
+                    flush=True,
+                )
+            else:
+                batch.append((path, result))
+        flush()
     flush()
     if failed:
         console.print(f"{failed} of {len(files)} file(s) could not be read")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -55,15 +58,84 @@ def test_stages_prints_one_json_line_per_image_and_flags_unreadable(
     assert by_name["b.png"]["stage"] > by_name["a.jpg"]["stage"]  # a scene is later than a scribble
 
 
-def test_stages_without_a_model_says_what_to_do(tmp_path, monkeypatch):
+def test_stages_folder_matches_one_photo_at_a_time(spira_env, trained_model, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.jpg").write_bytes(make_photo(i % 5, 10 + i, megapixels=0.3))
+    together = runner.invoke(app, ["stages", str(folder)])
+    assert together.exit_code == 0
+    lines = [json.loads(line) for line in together.stdout.splitlines()]
+    assert [line["path"] for line in lines] == [str(folder / f"{i}.jpg") for i in range(5)]
+    for line in lines:
+        alone = runner.invoke(app, ["stages", line["path"]])
+        assert alone.exit_code == 0
+        (single,) = [json.loads(x) for x in alone.stdout.splitlines()]
+        assert single["path"] == line["path"] and single["model"] == line["model"]
+        assert single["stage_probs"] == pytest.approx(line["stage_probs"], abs=1e-5)
+        assert single["drawing_age"] == pytest.approx(line["drawing_age"], abs=0.011)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["stages", "--help"], ["ingest", "--help"]])
+def test_help_imports_no_heavy_module(args):
+    """`spira --help` answers in a blink: building the help imports no model, web or ML library."""
+    heavy = ["torch", "timm", "fastapi", "sklearn", "openvino", "onnxruntime", "sqlalchemy"]
+    code = (
+        "import sys\n"
+        "from cli.main import app\n"
+        f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
+        f"print('LOADED', [m for m in {heavy!r} if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert "Usage" in out
+    assert out.strip().splitlines()[-1] == "LOADED []"
+
+
+def test_stages_with_an_exported_graph_imports_neither_torch_nor_timm(
+    spira_env, trained_model, tmp_path
+):
+    """A cold `spira stages` runs the promoted model's exported graph (OpenVINO) on CPU: torch and
+    timm (seconds to import) stay out of the process."""
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(make_photo(2, 5, megapixels=0.3))
+    assert runner.invoke(app, ["stages", str(photo)]).exit_code == 0  # graph exported (if not yet)
+    code = (
+        "import sys\n"
+        "from cli.main import app\n"
+        f"try:\n    app(['stages', {str(photo)!r}])\nexcept SystemExit as e:\n    assert not e.code\n"
+        "print('LOADED', [m for m in ('torch', 'timm') if m in sys.modules])\n"
+    )
+    env = {**os.environ, "SPIRA_DEVICE": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert json.loads(lines[0])["model"] == trained_model
+    assert lines[-1] == "LOADED []"
+
+
+def test_stages_on_a_fresh_install_trains_the_default_model(tmp_path, monkeypatch):
+    from cli import stages
     from core.config import get_settings
+    from training.registry import promoted_version_from_files
 
     monkeypatch.setenv("SPIRA_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("SPIRA_MODELS_DIR", str(tmp_path / "empty-models"))
+    monkeypatch.setattr(stages, "DEFAULT_SYNTHETIC_N", 40)  # the full default takes minutes
+    (tmp_path / "a.jpg").write_bytes(make_photo(1, 3, megapixels=0.3))
     get_settings.cache_clear()
-    result = runner.invoke(app, ["stages", str(tmp_path)])
-    get_settings.cache_clear()
-    assert result.exit_code == 2 and "spira train --synthetic" in result.output
+    try:
+        result = runner.invoke(app, ["stages", str(tmp_path / "a.jpg")])
+        promoted = promoted_version_from_files()
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "training the default synthetic model" in result.output
+    (line,) = [json.loads(x) for x in result.stdout.splitlines()]
+    assert promoted and line["model"] == promoted and len(line["stage_probs"]) == 5
 
 
 def test_users_add_validates_and_scopes(spira_env):
