@@ -61,6 +61,12 @@ def upload() -> HTMLResponse:
     return _shell("upload.html")
 
 
+@router.get("/assess", include_in_schema=False)
+def assess() -> HTMLResponse:
+    """The educators' assessment page (tablets): rate case responses child by child, calibrate."""
+    return _shell("assess.html")
+
+
 @router.get("/units/{unit_id}", include_in_schema=False)
 def unit_page(unit_id: int) -> HTMLResponse:
     """A unit's profile page for principals; the page reads /api/units/{unit_id}/profile itself."""

@@ -212,3 +212,33 @@ class SheetOut(BaseModel):
     sheet_id: str = Field(description="anonymous id of the response sheet")
     term: str
     n_ratings: int
+    n_recorded: int | None = Field(
+        None, description="sheets recorded for this case, group and term (this one included)"
+    )
+
+
+class SheetCountOut(BaseModel):
+    case_id: str
+    group_id: int
+    term: str
+    n_recorded: int
+
+
+class CalibrationRatingIn(BaseModel):
+    response_id: SafeText = Field(max_length=120, examples=["sortera-knappar-a"])
+    levels: dict[
+        Annotated[SafeText, Field(max_length=120)], Annotated[int, Field(ge=0, le=100)]
+    ] = Field(description="rubric item id -> level", max_length=200)
+
+
+class CalibrationResponseOut(BaseModel):
+    response_id: str
+    case_id: str
+    title_sv: str
+    title_en: str
+    text: str
+    rubric: list[dict] = Field(description="the case's rubric items and their level descriptors")
+    rated: bool = Field(description="whether the signed-in educator has rated it")
+    my_levels: dict[str, int] = Field(default_factory=dict)
+    reference: dict[str, int] | None = Field(None, description="shown only after rating")
+    explanation: str | None = Field(None, description="shown only after rating")

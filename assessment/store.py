@@ -322,3 +322,99 @@ def calibration_frame(session: Session, library: CaseLibrary | None = None) -> p
     if library is not None:
         frame["area"] = frame["case"].map(library.case_areas())
     return frame
+
+
+#: How long the creator of a sheet may take it back (the tablet's "undo"), in seconds.
+UNDO_WINDOW_S = 120
+
+
+def idempotency_external_id(user_id: int, key: str) -> str:
+    """The sheet's ``external_id`` for a sheet sent with an ``Idempotency-Key`` (as photos do it):
+    unique per account and key, so a retried request finds the first sheet. Imported sheet ids
+    never start with ``key:`` followed by a number and a colon and the key (max 64 characters)."""
+    return f"key:{user_id}:{key}"
+
+
+def sheet_by_key(session: Session, user_id: int, key: str) -> ResponseSheet | None:
+    """The sheet this account recorded with this ``Idempotency-Key``, if any."""
+    return session.scalar(
+        select(ResponseSheet).where(
+            ResponseSheet.external_id == idempotency_external_id(user_id, key)
+        )
+    )
+
+
+def count_sheets(session: Session, *, case_id: str, group_id: int, term: str) -> int:
+    """How many sheets are recorded for this case, group and term."""
+    from sqlalchemy import func
+
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ResponseSheet)
+            .where(
+                ResponseSheet.case_id == case_id,
+                ResponseSheet.group_id == group_id,
+                ResponseSheet.term == term,
+            )
+        )
+        or 0
+    )
+
+
+def undo_sheet(session: Session, sheet_id: str, *, user_id: int, now: dt.datetime) -> str:
+    """Delete a sheet its creator recorded less than :data:`UNDO_WINDOW_S` ago; flushes.
+
+    Returns "" when deleted, else why not: "missing" (no such sheet of this account) or "late"."""
+    sheet = session.get(ResponseSheet, sheet_id)
+    if sheet is None or sheet.created_by != user_id:
+        return "missing"
+    created = sheet.created_at
+    if created.tzinfo is None:  # SQLite hands back naive UTC
+        created = created.replace(tzinfo=dt.UTC)
+    if (now - created).total_seconds() > UNDO_WINDOW_S:
+        return "late"
+    for rating in session.scalars(select(Rating).where(Rating.sheet_id == sheet.id)):
+        session.delete(rating)
+    session.delete(sheet)
+    session.flush()
+    return ""
+
+
+def calibration_of_rater(session: Session, rater: str) -> dict[str, dict[str, int]]:
+    """This educator's calibration levels: response id -> item -> level."""
+    out: dict[str, dict[str, int]] = {}
+    for response_id, item, level in session.execute(
+        select(
+            CalibrationRating.response_id, CalibrationRating.item, CalibrationRating.level
+        ).where(CalibrationRating.rater == rater)
+    ):
+        out.setdefault(str(response_id), {})[str(item)] = int(level)
+    return out
+
+
+def calibration_agreement(session: Session, library: CaseLibrary) -> list[dict]:
+    """Per educator: calibration items rated, exact agreement with the reference level, and mean
+    absolute distance; the researchers' view of how closely each educator follows the rubric."""
+    refs = library.calibration_references()
+    per: dict[str, list[int]] = {}
+    for response_id, item, rater, level in session.execute(
+        select(
+            CalibrationRating.response_id,
+            CalibrationRating.item,
+            CalibrationRating.rater,
+            CalibrationRating.level,
+        )
+    ):
+        ref = refs.get((str(response_id), str(item)))
+        if ref is not None:
+            per.setdefault(str(rater), []).append(int(level) - ref)
+    return [
+        {
+            "rater": rater,
+            "n_items": len(diffs),
+            "exact": sum(d == 0 for d in diffs) / len(diffs),
+            "mean_abs_diff": sum(abs(d) for d in diffs) / len(diffs),
+        }
+        for rater, diffs in sorted(per.items())
+    ]

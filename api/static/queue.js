@@ -9,7 +9,10 @@
 // itself (DEFINITIVE: unreadable, wrong format, too large, invalid) removes it; a session or
 // permission answer (401/403) keeps it queued and asks for a new sign-in.
 
-const DB_NAME = "spira-upload";
+// The queue holds photos (upload page, database "spira-upload") or JSON requests such as response
+// sheets (assessment page, `useDatabase("spira-assess")`, sent with `sendJSON`): the same durable,
+// owner-bound, idempotent sending for both.
+let DB_NAME = "spira-upload";
 const STORE = "queue";
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 60000;
@@ -41,6 +44,15 @@ function openDB() {
 }
 
 let dbPromise = null;
+
+/** Use the IndexedDB database `name` for this page's queue (call before any other function). */
+export function useDatabase(name) {
+  if (name !== DB_NAME) {
+    DB_NAME = name;
+    dbPromise = null;
+  }
+}
+
 function db() {
   dbPromise ??= openDB();
   return dbPromise;
@@ -75,6 +87,11 @@ export async function listItems() {
 /** Store (insert or replace) one item. */
 export async function putItem(item) {
   await tx("readwrite", (store) => request(store.put(item)));
+}
+
+/** Delete one item (e.g. a sheet taken back before it was sent). */
+export async function deleteItem(key) {
+  await tx("readwrite", (store) => request(store.delete(key)));
 }
 
 /** Update fields of one item (no-op when it is gone). Returns the updated item or null. */
@@ -161,6 +178,46 @@ function sendOnce(item, csrf, onProgress) {
   });
 }
 
+/** A new queue item for a JSON request of account `owner` (e.g. a response sheet: POST `url`
+ * with `body`); `meta` is kept with it for the page. Sent by a Sender built with `send: sendJSON`. */
+export function newJSONItem(url, body, meta, owner) {
+  return {
+    key: crypto.randomUUID(), // the Idempotency-Key, reused by every retry
+    owner,
+    url,
+    body,
+    ...meta,
+    state: "queued",
+    attempts: 0,
+    next_at: 0,
+    detail: "",
+    status: 0,
+    result: null,
+    added_at: Date.now(),
+  };
+}
+
+/** Send a JSON item once (fetch); resolves {status, data} like the photo sender, 0 when no answer. */
+export async function sendJSON(item, csrf) {
+  try {
+    const res = await fetch(item.url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Idempotency-Key": item.key, "X-CSRF-Token": csrf },
+      body: JSON.stringify(item.body),
+    });
+    let data = {};
+    try {
+      data = await res.json();
+    } catch {
+      data = {};
+    }
+    return { status: res.status, data: data || {} };
+  } catch {
+    return { status: 0, data: {} };
+  }
+}
+
 /** Whether an answer is worth retrying later (no answer, overload, server trouble). */
 function transient(status) {
   return status === 0 || status === 408 || status === 429 || status >= 500;
@@ -173,7 +230,8 @@ function transient(status) {
  * out); `onChange(item, progress)` is called whenever an item changes.
  */
 export class Sender {
-  constructor({ getCsrf, getOwner, refreshSession, onChange }) {
+  constructor({ getCsrf, getOwner, refreshSession, onChange, send = sendOnce }) {
+    this.send = send; // (item, csrf, onProgress) -> {status, data}: photos by default
     this.getCsrf = getCsrf;
     this.getOwner = getOwner; // the signed-in account ("" when none): only its items are sent
     this.refreshSession = refreshSession;
@@ -251,10 +309,10 @@ export class Sender {
     const attempts = (item.attempts || 0) + 1;
     let current = await updateItem(item.key, { state: "sending", attempts });
     this.onChange(current, 0);
-    let { status, data } = await sendOnce(current, this.getCsrf(), (pct) => this.onChange(current, pct));
+    let { status, data } = await this.send(current, this.getCsrf(), (pct) => this.onChange(current, pct));
     if (status === 403 && /csrf/i.test(data.detail || "")) {
       // The session was renewed in another tab: fetch the new token and send again at once.
-      if (await this.refreshSession()) ({ status, data } = await sendOnce(current, this.getCsrf(), () => {}));
+      if (await this.refreshSession()) ({ status, data } = await this.send(current, this.getCsrf(), () => {}));
     }
     if (status === 200 || status === 201) {
       current = await updateItem(item.key, {
@@ -262,6 +320,7 @@ export class Sender {
         status,
         reason: data.reason || "",
         photo_id: (data.photo && data.photo.id) || "",
+        result: data, // the server's answer (e.g. the sheet id and count)
         detail: "",
         blob: null, // stored on the server: free the tablet's storage
       });

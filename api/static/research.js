@@ -129,12 +129,28 @@ function fitSections(r) {
   ];
 }
 
+/** Sheets recorded per unit, case and term, and each educator's calibration agreement. */
+function recordedSection(r) {
+  if (!r || !r.ok) return section("sec-recorded", "recorded_title", el("p", { class: "muted" }, r ? r.data.detail || `HTTP ${r.status}` : ""));
+  const sheets = r.data.sheets.map((x) => [x.unit, x.case, x.term, String(x.n)]);
+  const cal = r.data.calibration.map((x) => [x.rater, String(x.n_items), num(x.exact), num(x.mean_abs_diff)]);
+  return section(
+    "sec-recorded",
+    "recorded_title",
+    sheets.length ? table([t("unit"), t("assess_case"), t("term"), "n"], sheets, { id: "sheets-table" }) : el("p", { class: "muted" }, t("no_ratings")),
+    el("h3", {}, t("calib_title")),
+    cal.length
+      ? table([t("rater"), "n", t("exact"), t("mad")], cal, { id: "calibration-agreement" })
+      : el("p", { class: "muted", id: "calibration-agreement" }, t("too_few")),
+  );
+}
+
 function render() {
   if (!loaded) return;
   const skipped = loaded.skipped && loaded.skipped.ok && loaded.skipped.data.total > 0
     ? [el("p", { class: "banner warn", id: "skipped-rows" }, t("skipped_rows", { n: loaded.skipped.data.total, ...loaded.skipped.data }))]
     : [];
-  $("research").replaceChildren(...skipped, modelsSection(loaded.models), agreementSection(loaded.agreement), ...fitSections(loaded.fit));
+  $("research").replaceChildren(...skipped, modelsSection(loaded.models), agreementSection(loaded.agreement), ...fitSections(loaded.fit), recordedSection(loaded.recorded));
 }
 
 async function main() {
@@ -164,7 +180,8 @@ async function main() {
     getJSON("/api/assessment/fit"),
     getJSON("/api/profiles/skipped"),
   ]);
-  loaded = { models, agreement, fit, skipped };
+  const recorded = await getJSON("/api/assessment/recorded");
+  loaded = { models, agreement, fit, skipped, recorded };
   render();
 }
 

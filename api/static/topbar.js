@@ -9,4 +9,15 @@ export function renderTopBar() {
   const s = session();
   $("who").textContent = s ? t("signed_in_as", { user: s.user.username, role: t(`role_${s.user.role}`) }) : "";
   $("sign-out").hidden = !s;
+  // Educators (and admins) reach the assessment page from every page's top bar.
+  let link = $("assess-link");
+  if (!link) {
+    link = document.createElement("a");
+    link.id = "assess-link";
+    link.className = "nav-link";
+    link.href = "/assess";
+    $("who").after(link);
+  }
+  link.textContent = t("assess_link");
+  link.hidden = !(s && ["educator", "admin"].includes(s.user.role)) || location.pathname === "/assess";
 }

@@ -5,6 +5,7 @@ import { $ } from "./dom.js";
 import { applyTranslations, refusalMessage, setupLanguageSwitch, t } from "./i18n.js";
 import { FINAL_STATES, Sender, clearFinished, discardForeign, listItems, newItem, ownedBy, putItem } from "./queue.js";
 import { csrfToken, loadSession, session, signOut } from "./session.js";
+import { renderTopBar } from "./topbar.js";
 
 const MAX_SIDE = 2048; // px on the long side: plenty for stage scoring, a fraction of the bytes
 const JPEG_QUALITY = 0.9;
@@ -304,6 +305,7 @@ function showSignedIn() {
   $("signed-out").hidden = true;
   $("sign-out").hidden = false;
   $("who").textContent = t("signed_in_as", { user: s.user.username, role: t(`role_${s.user.role}`) });
+  renderTopBar(); // the link to the assessment page
   fillUnits();
   updatePickers();
 }

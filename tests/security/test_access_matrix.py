@@ -51,6 +51,7 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     ("GET", "/docs/assets/{name}"): PUBLIC,
     ("GET", "/"): PUBLIC,
     ("GET", "/upload"): PUBLIC,
+    ("GET", "/assess"): PUBLIC,
     # page shells hold no data: the API calls they make are checked in their own rows
     ("GET", "/units/{unit_id}"): PUBLIC,
     ("GET", "/research"): PUBLIC,
@@ -84,6 +85,22 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
         "none": (401, 401),
     },
     ("POST", "/api/sheets"): WRITE_OWN,
+    # the count of sheets per case and group: only those who record for the group's unit
+    ("GET", "/api/sheets/count"): {
+        "educator": (200, 404),
+        "principal": (404, 404),
+        "researcher": (404, 404),
+        "admin": (200, 200),
+        "none": (401, 401),
+    },
+    # undo: a sheet recorded by the admin a moment ago; only its creator may take it back
+    ("DELETE", "/api/sheets/{sheet_id}"): {
+        **dict.fromkeys(ROLES, (404, 404)),
+        "admin": (204, 204),
+        "none": (401, 401),
+    },
+    ("GET", "/api/calibration"): SIGNED_IN,
+    ("GET", "/api/assessment/recorded"): RESEARCH,
     # a file without the required columns: allowed callers get 422
     ("POST", "/api/ratings/import"): {**RESEARCH, "researcher": (422, 422), "admin": (422, 422)},
     ("POST", "/api/context/import"): {**RESEARCH, "researcher": (422, 422), "admin": (422, 422)},
@@ -215,6 +232,35 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
 
             return client.get(signed_image_path(photo_id))
         return client.request(method, path.replace("{photo_id}", photo_id), headers=headers)
+    if "{sheet_id}" in path:
+        sheet = client.post(
+            "/api/sheets",
+            headers=ctx.headers["admin"],
+            json={
+                "case_id": ctx.case.id,
+                "unit_id": unit_id,
+                "group_id": group.id,
+                "age_band": ctx.band,
+                "rated_on": date.today().isoformat(),
+                "levels": {item.id: 0 for item in ctx.case.rubric},
+            },
+        )
+        assert sheet.status_code == 201, sheet.text
+        return client.delete(path.replace("{sheet_id}", sheet.json()["sheet_id"]), headers=headers)
+    if path == "/api/sheets/count":
+        return client.get(
+            path, headers=headers, params={"case_id": ctx.case.id, "group_id": group.id}
+        )
+    if path == "/api/calibration/ratings":
+        from assessment.cases import load_case_library
+
+        responses = [(c, r) for c in load_case_library() for r in c.calibration]
+        case, response = responses[next(ctx.seed) % len(responses)]
+        return client.post(
+            path,
+            headers=headers,
+            json={"response_id": response.id, "levels": dict.fromkeys(response.reference, 0)},
+        )
     path = path.replace("{unit_id}", str(unit_id)).replace("{name}", "swagger-ui.css")
     if path == "/api/profiles/export":
         return client.get(path, headers=headers, params={"unit_id": unit_id})
