@@ -147,6 +147,11 @@ class UnitProfileOut(BaseModel):
     unit_id: int
     unit: str
     model_version: str | None = Field(description="stage model whose estimates the figures rest on")
+    model_validation: dict = Field(
+        default_factory=lambda: {"status": "synthetic_only", "text": "synthetic drawings only"},
+        description='what the stage model was validated on: {"status": "synthetic_only" | '
+        '"validated", "text", and for validated n_drawings, n_children, qwk, spearman_age}',
+    )
     min_group_size: int
     terms: list[TermProgression] = Field(
         description="progression from photos and retained aggregates, every term, oldest first"

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from cli import annotate, assess, ingest, models, profiles, server, stages, train, users
+from cli import annotate, assess, evaluate, ingest, models, profiles, server, stages, train, users
 from cli.admin import mount as mount_admin
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.command()(server.migrate)
 app.command()(server.serve)
 app.command()(stages.stages)
 app.command()(train.train)
+app.command()(evaluate.evaluate)
 app.command()(ingest.ingest)
 app.command()(ingest.embed)
 app.command()(server.demo)

@@ -43,6 +43,7 @@ router = APIRouter(prefix="/api", tags=["units"])
 async def record_read_async(
     request: Request, username: str, object_type: str, object_id: int | None, detail: dict
 ) -> None:
+from training.evaluate import model_validation_of
     """:func:`record_read` for coroutine routes (no database session of their own)."""
     writer = getattr(request.app.state, "audit", None)
     if writer is None:  # an app used without its lifespan
@@ -161,6 +162,9 @@ def _profile_answer(
                     }
                 )
                 .model_dump_json()
+                        "model_validation": model_validation_of(
+                            promoted_stage_version(session)
+                        ),
                 .encode()
             ),
         )
