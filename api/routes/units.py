@@ -36,6 +36,7 @@ from profiles.progression import unit_progression
 from profiles.queries import ROW_KINDS, photo_estimates, promoted_stage_version, retained_frame
 from profiles.schemas import UnitProfile
 from profiles.service import profile_service
+from training.evaluate import model_validation_of
 
 router = APIRouter(prefix="/api", tags=["units"])
 
@@ -43,7 +44,6 @@ router = APIRouter(prefix="/api", tags=["units"])
 async def record_read_async(
     request: Request, username: str, object_type: str, object_id: int | None, detail: dict
 ) -> None:
-from training.evaluate import model_validation_of
     """:func:`record_read` for coroutine routes (no database session of their own)."""
     writer = getattr(request.app.state, "audit", None)
     if writer is None:  # an app used without its lifespan
@@ -155,6 +155,9 @@ def _profile_answer(
                         "unit_id": unit.id,
                         "unit": unit.name,
                         "model_version": promoted_stage_version(session),
+                        "model_validation": model_validation_of(
+                            promoted_stage_version(session)
+                        ),
                         "min_group_size": settings.min_group_size,
                         "terms": terms,
                         "term": chosen,
@@ -162,9 +165,6 @@ def _profile_answer(
                     }
                 )
                 .model_dump_json()
-                        "model_validation": model_validation_of(
-                            promoted_stage_version(session)
-                        ),
                 .encode()
             ),
         )
