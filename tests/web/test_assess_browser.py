@@ -91,7 +91,7 @@ def test_educator_rates_three_children_offline_and_exactly_three_sheets_arrive(
     assert page.inner_text("#child-h") == "Barn 4"
     page.wait_for_selector("#offline:not([hidden])")
     assert _n(live_server, ResponseSheet) == 0
-    _shot(page, screenshots, "assess-offline-tablet-portrait.png", full_page=True)
+    page.screenshot(path=str(screenshots / "assess-offline-tablet-portrait.png"))
 
     # --- reconnect; the first answer is lost on the way back: its retry gets the first id
     calls: list[dict] = []
