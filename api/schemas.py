@@ -247,3 +247,55 @@ class CalibrationResponseOut(BaseModel):
     my_levels: dict[str, int] = Field(default_factory=dict)
     reference: dict[str, int] | None = Field(None, description="shown only after rating")
     explanation: str | None = Field(None, description="shown only after rating")
+
+
+class MeasureIn(BaseModel):
+    """A measure (åtgärd) for a development area; no child information (issue 19)."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: SafeText = Field(min_length=1, max_length=200)
+    area: str = Field(max_length=40, examples=["mathematics"])
+    start_term: str = Field(max_length=8, examples=["2026-HT"])
+    description: str | None = Field(None, max_length=4000)
+    decided_by: SafeText = Field(min_length=1, max_length=120)
+
+
+class MeasurePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: SafeText | None = Field(None, min_length=1, max_length=200)
+    area: str | None = Field(None, max_length=40)
+    start_term: str | None = Field(None, max_length=8)
+    description: str | None = Field(None, max_length=4000)
+    decided_by: SafeText | None = Field(None, min_length=1, max_length=120)
+
+
+class FollowUpOut(BaseModel):
+    term: str
+    baseline_term: str
+    n: int
+    suppressed: bool
+    observed_change: float | None
+    observed_lo: float | None
+    observed_hi: float | None
+    residual_change: float | None = Field(description="change of observed minus expected")
+    residual_lo: float | None
+    residual_hi: float | None
+    text_sv: str
+    text_en: str
+
+
+class MeasureOut(BaseModel):
+    id: int
+    unit_id: int
+    area: str
+    title: str
+    start_term: str
+    description: str | None
+    decided_by: str
+    created_at: datetime
+    updated_at: datetime
+    follow_up: list[FollowUpOut] = Field(
+        default_factory=list,
+        description="the area's change since the measure began, from the term after its start "
+        "(follow-up, not proof that the measure worked)",
+    )

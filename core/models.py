@@ -273,6 +273,25 @@ class UnitContext(Base):
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class Measure(Base):
+    """A measure (åtgärd) a principal decided for a unit's development area, from a term on.
+
+    Unit level only: title and description are about the unit's work, never about a child
+    (profiles.measures refuses control characters; the form says no child information)."""
+
+    __tablename__ = "unit_measure"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("unit.id", ondelete="CASCADE"), index=True)
+    area: Mapped[str] = mapped_column(String(40))
+    title: Mapped[str] = mapped_column(String(200))
+    start_term: Mapped[str] = mapped_column(String(8))
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_by: Mapped[str] = mapped_column(String(120))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEvent(Base):
     """Who uploaded, deleted, read or exported what."""
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +21,10 @@ from api.deps import (
 )
 from api.schemas import (
     ErrorOut,
+    FollowUpOut,
+    MeasureIn,
+    MeasureOut,
+    MeasurePatch,
     SkippedRowsOut,
     UnitOut,
     UnitProfileOut,
@@ -30,6 +36,7 @@ from core.config import get_settings
 from core.domain import term_sort_key
 from core.models import Unit, User
 from core.users import Principal
+from profiles import measures as measures_domain
 from profiles.context import CONTEXT_COLUMNS, what_if_problems
 from profiles.profile import what_if
 from profiles.progression import unit_progression
@@ -236,3 +243,176 @@ def what_if_route(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="; ".join(problems))
     results = what_if(built["models"], row, body.changes)
     return WhatIfOut(unit=unit.name, term=str(row["term"]), results=results)
+
+
+# ---- measures (issue 19) -------------------------------------------------------------------------
+# Read: whoever may read the unit (educators read their units' measures, read-only). Write: a
+# principal of the unit, or an administrator. Every read and change is audited.
+
+
+def _measure_out(measure, unit_name: str, profiles: dict, min_n: int) -> MeasureOut:
+    figures = measures_domain.area_figures(
+        {t: p for (u, t), p in profiles.items() if u == unit_name}, measure.area
+    )
+    rows = measures_domain.follow_up(measure.start_term, figures, min_n)
+    out = MeasureOut.model_validate(
+        {
+            c: getattr(measure, c)
+            for c in (
+                "id",
+                "unit_id",
+                "area",
+                "title",
+                "start_term",
+                "description",
+                "decided_by",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
+    out.follow_up = [
+        FollowUpOut(
+            **r.__dict__,
+            text_sv=measures_domain.follow_up_text(r, "sv"),
+            text_en=measures_domain.follow_up_text(r, "en"),
+        )
+        for r in rows
+    ]
+    return out
+
+
+def _may_write_measures(user: User, unit_id: int) -> None:
+    if user.role == "admin" or (user.role == "principal" and unit_id in user.unit_ids):
+        return
+    if user.role == "principal":
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no unit {unit_id} that you may read"
+        )
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail="measures are recorded by the unit's principal or an administrator",
+    )
+
+
+@router.get(
+    "/units/{unit_id}/measures",
+    response_model=list[MeasureOut],
+    responses={404: {"model": ErrorOut}},
+    summary="A unit's measures (åtgärder), each with the follow-up of its area",
+)
+def list_unit_measures(
+    request: Request, session: SessionDep, user: CurrentUser, unit_id: UnitId
+) -> list[MeasureOut]:
+    unit = readable_unit(session, user, unit_id)
+    built = profile_service.build(session)
+    min_n = get_settings().min_group_size
+    out = [
+        _measure_out(m, unit.name, built["profiles"], min_n)
+        for m in measures_domain.list_measures(session, unit.id)
+    ]
+    record_read(request, session, user.username, "measures", unit.id, {"n": len(out)})
+    return out
+
+
+def _problem(err: ValueError) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(err))
+
+
+@router.post(
+    "/units/{unit_id}/measures",
+    response_model=MeasureOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={404: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    summary="Record a measure for a development area (principal of the unit, admin)",
+)
+def create_unit_measure(
+    session: SessionDep, user: CurrentUser, unit_id: UnitId, body: MeasureIn
+) -> MeasureOut:
+    _may_write_measures(user, unit_id)
+    unit = readable_unit(session, user, unit_id)
+    try:
+        measure = measures_domain.create_measure(session, unit.id, body.model_dump(), user.id)
+    except measures_domain.MeasureError as err:
+        raise _problem(err) from None
+    record(
+        session,
+        user.username,
+        "create",
+        "measure",
+        measure.id,
+        {"unit_id": unit.id, "area": measure.area},
+    )
+    session.commit()
+    built = profile_service.build(session)
+    return _measure_out(measure, unit.name, built["profiles"], get_settings().min_group_size)
+
+
+MeasureId = Annotated[int, Path(ge=1, le=2**31 - 1, description="measure id")]
+
+
+def _unit_measure(session: Session, user: User, unit_id: int, measure_id: int):
+    _may_write_measures(user, unit_id)
+    unit = readable_unit(session, user, unit_id)
+    measure = measures_domain.get_measure(session, unit.id, measure_id)
+    if measure is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, detail=f"no measure {measure_id} in unit {unit_id}"
+        )
+    return unit, measure
+
+
+@router.patch(
+    "/units/{unit_id}/measures/{measure_id}",
+    response_model=MeasureOut,
+    responses={404: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    summary="Edit a measure (principal of the unit, admin)",
+)
+def edit_unit_measure(
+    session: SessionDep,
+    user: CurrentUser,
+    unit_id: UnitId,
+    measure_id: MeasureId,
+    body: MeasurePatch,
+) -> MeasureOut:
+    unit, measure = _unit_measure(session, user, unit_id, measure_id)
+    try:
+        changed = measures_domain.update_measure(
+            session, measure, body.model_dump(exclude_unset=True)
+        )
+    except measures_domain.MeasureError as err:
+        raise _problem(err) from None
+    record(
+        session,
+        user.username,
+        "update",
+        "measure",
+        measure.id,
+        {"unit_id": unit.id, "fields": changed},
+    )
+    session.commit()
+    built = profile_service.build(session)
+    return _measure_out(measure, unit.name, built["profiles"], get_settings().min_group_size)
+
+
+@router.delete(
+    "/units/{unit_id}/measures/{measure_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    summary="Delete a measure (principal of the unit, admin)",
+)
+def delete_unit_measure(
+    session: SessionDep, user: CurrentUser, unit_id: UnitId, measure_id: MeasureId
+) -> Response:
+    unit, measure = _unit_measure(session, user, unit_id, measure_id)
+    record(
+        session,
+        user.username,
+        "delete",
+        "measure",
+        measure.id,
+        {"unit_id": unit.id, "area": measure.area, "title": measure.title},
+    )
+    session.delete(measure)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

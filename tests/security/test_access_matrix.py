@@ -43,6 +43,13 @@ WRITE_OWN = {
     "admin": (201, 201),
     "none": (401, 401),
 }
+MEASURE_WRITE = {
+    "educator": (403, 403),
+    "principal": (200, 404),
+    "researcher": (403, 403),
+    "admin": (200, 200),
+    "none": (401, 401),
+}
 
 #: (method, path) -> role -> (status on own unit, status on the other unit)
 MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
@@ -122,6 +129,19 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     ("GET", "/api/profiles/skipped"): RESEARCH,
     ("GET", "/api/audit"): ADMIN_ONLY,
     ("GET", "/api/units/{unit_id}/export"): ADMIN_ONLY,
+    # measures (issue 19): read like the profile; written by the unit's principal or an admin
+    ("GET", "/api/units/{unit_id}/measures"): READ_OWN,
+    ("POST", "/api/units/{unit_id}/measures"): {
+        **MEASURE_WRITE,
+        "principal": (201, 404),
+        "admin": (201, 201),
+    },
+    ("PATCH", "/api/units/{unit_id}/measures/{measure_id}"): MEASURE_WRITE,
+    ("DELETE", "/api/units/{unit_id}/measures/{measure_id}"): {
+        **MEASURE_WRITE,
+        "principal": (204, 404),
+        "admin": (204, 204),
+    },
 }
 
 
@@ -190,6 +210,15 @@ class Context:
     def group(self, scope: str):
         return next(g for g in self.groups[scope] if g.age_band == self.band)
 
+    def new_measure(self, scope: str) -> int:
+        """Store a fresh measure in the unit through the domain module; returns its id."""
+        from profiles.measures import create_measure
+
+        with self.client.factory() as s:
+            measure = create_measure(s, self.units[scope].id, MEASURE_BODY, None)
+            s.commit()
+            return measure.id
+
     def new_photo(self, scope: str) -> str:
         """Store a fresh photo in the unit through the real accept path; returns its id."""
         from vision.photos import accept_photo
@@ -209,6 +238,14 @@ class Context:
                 age_band=self.band,
             )
             return result.photo.id
+
+
+MEASURE_BODY = {
+    "title": "Matematik i leken",
+    "area": "mathematics",
+    "start_term": "2026-HT",
+    "decided_by": "Rektor",
+}
 
 
 def _request(ctx: Context, method: str, path: str, role: str, scope: str):
@@ -265,6 +302,11 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
             json={"response_id": response.id, "levels": dict.fromkeys(response.reference, 0)},
         )
     path = path.replace("{unit_id}", str(unit_id)).replace("{name}", "swagger-ui.css")
+    if "{measure_id}" in path:
+        path = path.replace("{measure_id}", str(ctx.new_measure(scope)))
+        return client.request(method, path, headers=headers, json={"title": "Läsfokus i vardagen"})
+    if path.endswith("/measures") and method == "POST":
+        return client.post(path, headers=headers, json=MEASURE_BODY)
     if path == "/api/profiles/export":
         return client.get(path, headers=headers, params={"unit_id": unit_id})
     if path == "/api/photos":
