@@ -212,9 +212,16 @@ def ability_frame(session: Session, *, min_n: int) -> tuple[pd.DataFrame, object
         empty = pd.DataFrame(columns=cols)
         empty.attrs["skipped"] = skipped
         return empty, None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ModelFitWarning)
-        model = ManyFacetPCM().fit(ratings)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ModelFitWarning)
+            model = ManyFacetPCM().fit(ratings)
+    except ValueError as err:  # e.g. every stored rating at one level: nothing to estimate
+        log.warning("assessment model not fitted: %s", err)
+        empty = pd.DataFrame(columns=cols)
+        empty.attrs["skipped"] = skipped
+        empty.attrs["fit_error"] = str(err)
+        return empty, None
     sheets = model.sheet_table()
     table = unit_abilities_frame(
         unit_abilities(sheets, case_areas=library.case_areas(), min_sheets=min_n)

@@ -107,7 +107,10 @@ def assessment_fit(
 ) -> AssessmentFitOut:
     model = profile_service.build(session)["assessment"]
     if model is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no ratings stored yet")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            detail="no ratings the assessment model can be fitted to yet (it needs two or more sheets and some rubric item with two or more levels used)",
+        )
     items = [
         ItemFitOut(
             case=r.case,

@@ -108,6 +108,13 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     },
     ("GET", "/api/calibration"): SIGNED_IN,
     ("GET", "/api/assessment/recorded"): RESEARCH,
+    # calibration responses belong to no unit: educators (and admins) rate each once
+    ("POST", "/api/calibration/ratings"): {
+        **dict.fromkeys(ROLES, (403, 403)),
+        "educator": (201, 201),
+        "admin": (201, 201),
+        "none": (401, 401),
+    },
     # a file without the required columns: allowed callers get 422
     ("POST", "/api/ratings/import"): {**RESEARCH, "researcher": (422, 422), "admin": (422, 422)},
     ("POST", "/api/context/import"): {**RESEARCH, "researcher": (422, 422), "admin": (422, 422)},
