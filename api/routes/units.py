@@ -162,9 +162,7 @@ def _profile_answer(
                         "unit_id": unit.id,
                         "unit": unit.name,
                         "model_version": promoted_stage_version(session),
-                        "model_validation": model_validation_of(
-                            promoted_stage_version(session)
-                        ),
+                        "model_validation": model_validation_of(promoted_stage_version(session)),
                         "min_group_size": settings.min_group_size,
                         "terms": terms,
                         "term": chosen,

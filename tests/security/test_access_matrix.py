@@ -290,9 +290,13 @@ def _request(ctx: Context, method: str, path: str, role: str, scope: str):
             },
         )
         assert sheet.status_code == 201, sheet.text
-        answer = client.delete(path.replace("{sheet_id}", sheet.json()["sheet_id"]), headers=headers)
+        answer = client.delete(
+            path.replace("{sheet_id}", sheet.json()["sheet_id"]), headers=headers
+        )
         # leave no sheet behind: later rows (the fit) must see the database as before
-        client.delete(path.replace("{sheet_id}", sheet.json()["sheet_id"]), headers=ctx.headers["admin"])
+        client.delete(
+            path.replace("{sheet_id}", sheet.json()["sheet_id"]), headers=ctx.headers["admin"]
+        )
         return answer
     if path == "/api/sheets/count":
         return client.get(
