@@ -183,13 +183,24 @@ async function nextChild() {
     levels: { ...levels },
   };
   const item = newJSONItem("/api/sheets", body, { case_id: c.id, group_id: body.group_id, child }, owner());
-  await putItem(item);
-  last = { key: item.key, at: Date.now() };
+  // The form is cleared before the queue write is awaited, so a quick tap on the next child's
+  // levels lands on the next child's sheet, never on this one's.
+  const rated = levels;
   levels = {};
   child += 1;
+  renderSheet();
+  try {
+    await putItem(item);
+  } catch (err) {
+    levels = rated; // nothing was queued: the levels come back for another try
+    child -= 1;
+    renderSheet();
+    showError(String(err));
+    return;
+  }
+  last = { key: item.key, at: Date.now() };
   showError("");
   $("flash").textContent = t("assess_saved");
-  renderSheet();
   renderCount();
   sender.kick();
 }

@@ -88,7 +88,7 @@ def test_educator_rates_three_children_offline_and_exactly_three_sheets_arrive(
     context.set_offline(True)
     for level in (0, 1, 2):
         _rate_child(page, level)
-    assert page.inner_text("#child-h") == "Barn 4"
+    page.wait_for_function("document.getElementById('child-h').textContent === 'Barn 4'")
     page.wait_for_selector("#offline:not([hidden])")
     assert _n(live_server, ResponseSheet) == 0
     page.screenshot(path=str(screenshots / "assess-offline-tablet-portrait.png"))
@@ -169,6 +169,7 @@ def test_educator_rates_three_children_offline_and_exactly_three_sheets_arrive(
     # --- the researcher sees the calibration agreement on /research
     research = chromium.new_context(viewport=LANDSCAPE, locale="sv-SE").new_page()
     _sign_in(research, url, "res")
+    research.click("#research-link")  # researchers land on their units; the top bar leads on
     research.wait_for_url(f"{url}/research")
     research.wait_for_selector("#calibration-agreement td", timeout=30_000)
     assert "edu" in research.inner_text("#calibration-agreement")
