@@ -1,13 +1,12 @@
 """The case library: structured cases an educator presents to a child, with the rubric to rate them.
 
 A case is one YAML file. It names its curriculum area (Lpfö 18), the age bands it is written for,
-what the educator does and says (Swedish), and two or more rubric items, each with ordered levels
-0..K and a descriptor per level, and optionally calibration responses: written descriptions of a
-child's response (Swedish) with the researchers' reference level per rubric item and a short
-explanation, which every educator rates to link educators across units. Files are validated with pydantic; every problem is reported as a
-:class:`CaseFileError` naming the file, the field (a dotted path such as ``rubric.1.levels.2``) and
-the reason.
-"""
+the materials to put out, what the educator does and says (Swedish), and two or more rubric items,
+each with ordered levels 0..K and a descriptor per level, and optionally calibration responses:
+written descriptions of a child's response (Swedish) with the researchers' reference level per
+rubric item and a short explanation, which every educator rates to link educators across units.
+Files are validated with pydantic; every problem is reported as a :class:`CaseFileError` naming the
+file, the field (a dotted path such as ``rubric.1.levels.2``) and the reason."""
 
 from __future__ import annotations
 
@@ -80,6 +79,8 @@ class Case(BaseModel):
     title_sv: str = Field(min_length=1)
     area: str
     age_bands: list[str] = Field(min_length=1)
+    #: What the educator puts out before starting (Swedish), one thing per entry.
+    materials: list[str] = Field(min_length=1)
     educator_does: str = Field(min_length=1)
     educator_says: str = Field(min_length=1)
     rubric: list[RubricItem] = Field(min_length=1)

@@ -94,6 +94,7 @@ function showCase() {
   $("sheet").hidden = !c || !session();
   if (!c) return;
   $("case-title").textContent = title(c);
+  $("case-materials").textContent = c.materials.join(", ");
   $("case-does").textContent = c.educator_does;
   $("case-says").textContent = c.educator_says;
   renderSheet();

@@ -31,6 +31,7 @@ def test_shipped_library_is_complete() -> None:
         for item in case.rubric:
             assert [lv.level for lv in item.levels] == [0, 1, 2, 3], (case.id, item.id)
         assert case.title_en != case.title_sv
+        assert case.materials and all(m.strip() for m in case.materials), case.id
     # Swedish content: the educator's words use Swedish letters somewhere in the library.
     text = " ".join(c.educator_says + c.educator_does for c in library)
     assert any(ch in text for ch in "åäö")
@@ -118,3 +119,12 @@ def test_calibration_responses_are_shipped_and_checked(tmp_path: Path) -> None:
     assert set(by_file) == {"b.yaml", "c.yaml"}
     assert by_file["b.yaml"].field == "calibration" and "already used" in by_file["b.yaml"].reason
     assert "outside 0-3" in by_file["c.yaml"].reason
+
+
+def test_case_without_materials_is_refused(tmp_path: Path) -> None:
+    case = _good_case()
+    del case["materials"]
+    _write(tmp_path, "no-materials.yaml", case)
+    with pytest.raises(CaseLibraryError) as info:
+        load_case_library(tmp_path)
+    assert [e.field for e in info.value.errors] == ["materials"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from assessment.cases import load_case_library
 from core.models import CalibrationRating, ResponseSheet
 from tests.api.conftest import PASSWORD
 
@@ -82,6 +83,9 @@ def test_educator_rates_three_children_offline_and_exactly_three_sheets_arrive(
     page.select_option("#case", case_id)
     page.wait_for_selector("#case-card:not([hidden])")
     assert page.inner_text("#case-does") and page.inner_text("#case-says")
+    # the materials to put out are readable before starting
+    materials = next(c.materials for c in load_case_library() if c.id == case_id)
+    assert page.inner_text("#case-materials") == ", ".join(materials)
     assert page.query_selector("#sheet input[type=text], #sheet textarea") is None  # no free text
 
     # --- three children rated with the network cut: nothing arrives, nothing is lost
