@@ -14,10 +14,6 @@ def migrate() -> None:
     console.print(f"database at {get_settings().db_url} is up to date")
 
 
-#: Set by ``spira demo`` before it serves (see core.config.check_serving_secret).
-_demo_serving: list[bool] = []
-
-
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, help="port to listen on"),
@@ -31,6 +27,12 @@ def serve(
     """Serve the API and the web pages on an existing database (the worker scores queued photos).
 
     On any address but loopback a secret must be configured (``SPIRA_SECRET_KEY``)."""
+    _serve(host, port, workers, demo=False)
+
+
+def _serve(host: str, port: int, workers: int, *, demo: bool) -> None:
+    """Check the secret for ``host`` (``demo``: the demo's own random key counts as configured,
+    see core.config.check_serving_secret), migrate, and run uvicorn until stopped."""
     # lazy: loaded only when the command runs, so `spira --help` stays fast
     import uvicorn
 
@@ -38,7 +40,7 @@ def serve(
     from core.config import SecretMissing, check_serving_secret
 
     try:
-        check_serving_secret(host, demo=bool(_demo_serving))
+        check_serving_secret(host, demo=demo)
     except SecretMissing as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(2) from None
@@ -83,5 +85,4 @@ def demo(
             console.print(f"  {username:<22} {password:<16} {role:<11} {units}")
     if serve_after:
         # the demo's own random key (made in its var folder on first run) counts as configured
-        _demo_serving.append(True)
-        serve(host=host, port=port, workers=1)
+        _serve(host, port, 1, demo=True)

@@ -324,14 +324,23 @@ def test_serving_on_a_network_address_needs_a_configured_secret(
 
 
 def test_spira_serve_refuses_a_network_address_without_a_secret(spira_env, monkeypatch):
+    import uvicorn
     from typer.testing import CliRunner
 
+    from cli import server
     from cli.main import app
 
     monkeypatch.delenv("SPIRA_SECRET_KEY", raising=False)
+    # never really serve from a test: a regression fails here instead of listening on 0.0.0.0
+    served: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.append(kw))
+    # the demo serving on loopback in this process earlier must not excuse a later `spira serve`
+    server._serve("127.0.0.1", 8123, 1, demo=True)
+    assert [kw["host"] for kw in served] == ["127.0.0.1"]
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", "1"])
     assert result.exit_code == 2
     assert "SPIRA_SECRET_KEY" in result.output and "refusing to serve" in result.output
+    assert len(served) == 1
 
 
 def test_each_use_has_its_own_key(spira_env, bare):
