@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from cli.common import console, migrated, progress_bar
 from core.config import get_settings
+
+if TYPE_CHECKING:
+    from vision.ingest import IngestLimits, ProcessedPhoto
 
 
 def ingest(
@@ -19,14 +28,19 @@ def ingest(
     captured_on: str | None = typer.Option(
         None, "--date", help="capture date YYYY-MM-DD (default today)"
     ),
+    workers: int = typer.Option(
+        0, "--workers", min=0, help="photos prepared at once (0: one per CPU core)"
+    ),
 ) -> None:
     """Import a folder of photos through the same checks as an upload, with a summary.
 
     Every file is identified from its bytes, checked, stripped of metadata, face-blurred and stored;
     photos already stored for the unit are reported as duplicates; refused files are listed with the
-    reason. Run `spira embed` (or keep `spira serve` running) to score them.
+    reason. The checks and the face scan run on every core (``--workers``); photos are stored one
+    at a time, in file order. Run `spira embed` (or keep `spira serve` running) to score them.
     """
     # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from concurrent.futures import ThreadPoolExecutor
     from datetime import date
 
     from sqlalchemy import select
@@ -34,7 +48,7 @@ def ingest(
     from core.models import Group, Unit
     from core.storage import get_store
     from vision.ingest import IngestError
-    from vision.photos import PhotoRejected, accept_photo
+    from vision.photos import PhotoRejected, accept_photo, check_photo_fields, limits_from_settings
 
     if not folder.is_dir():
         console.print(f"[red]error:[/red] {folder} is not a folder")
@@ -44,6 +58,7 @@ def ingest(
     files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     rejected: list[tuple[str, str]] = []
+    limits = limits_from_settings()
     with factory() as session:
         unit_row = session.scalar(select(Unit).where(Unit.name == unit))
         group_row = unit_row and session.scalar(
@@ -52,20 +67,33 @@ def ingest(
         if unit_row is None or group_row is None:
             console.print(f"[red]error:[/red] no unit {unit!r} with a group {group!r}")
             raise typer.Exit(2)
-        day = date.fromisoformat(captured_on) if captured_on else None
-        with progress_bar() as progress:
-            task = progress.add_task(f"importing into {unit}/{group}", total=len(files))
-            for f in files:
+        try:
+            day = date.fromisoformat(captured_on) if captured_on else None
+            check_photo_fields(unit_row, group_row, activity, age_band, day)
+        except ValueError as err:
+            console.print(f"[red]error:[/red] --date {captured_on!r}: {err} (use YYYY-MM-DD)")
+            raise typer.Exit(2) from None
+        except PhotoRejected as err:
+            console.print(f"[red]error:[/red] {err.message}")
+            raise typer.Exit(2) from None
+        n_workers = workers or os.cpu_count() or 1
+        with progress_bar() as progress, ThreadPoolExecutor(n_workers) as pool:
+            task = progress.add_task(
+                f"importing into {unit}/{group} ({n_workers} at once)", total=len(files)
+            )
+            for f, prepared in prepare_in_order(pool, files, limits, window=2 * n_workers):
                 try:
+                    data, processed = prepared.result()
                     result = accept_photo(
                         session=session,
                         store=store,
-                        data=f.read_bytes(),
+                        data=data,
                         unit=unit_row,
                         group=group_row,
                         activity=activity,
                         age_band=age_band,
                         captured_on=day,
+                        processed=processed,
                     )
                     counts["accepted" if result.created else "duplicate"] += 1
                 except (IngestError, PhotoRejected) as err:
@@ -79,6 +107,33 @@ def ingest(
         console.print(f"  rejected {name}: {reason}")
     if counts["rejected"] and not counts["accepted"] and not counts["duplicate"]:
         raise typer.Exit(1)
+
+
+def _read_and_ingest(path: Path, limits: IngestLimits) -> tuple[bytes, ProcessedPhoto]:
+    """One file's bytes and what ingest makes of them (no database: runs on a worker thread)."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from vision.ingest import ingest
+
+    data = path.read_bytes()
+    return data, ingest(data, limits=limits)
+
+
+def prepare_in_order(
+    pool: Executor, files: list[Path], limits: IngestLimits, *, window: int
+) -> Iterator[tuple[Path, Future[tuple[bytes, ProcessedPhoto]]]]:
+    """Each file with the future of its ingest, in file order, keeping at most ``window`` files
+    read and prepared ahead (so a folder of thousands of 12-MP photos needs the memory of a
+    few)."""
+    ahead: deque[tuple[Path, Future[tuple[bytes, ProcessedPhoto]]]] = deque()
+    queue = iter(files)
+    for f in itertools.islice(queue, max(1, window)):
+        ahead.append((f, pool.submit(_read_and_ingest, f, limits)))
+    while ahead:
+        f, future = ahead.popleft()
+        following = next(queue, None)
+        if following is not None:
+            ahead.append((following, pool.submit(_read_and_ingest, following, limits)))
+        yield f, future
 
 
 def embed(

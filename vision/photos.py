@@ -27,7 +27,7 @@ from core.domain import Term, check_age_band
 from core.models import Group, Photo, Unit
 from core.security import upload_digest
 from core.storage import BlobStore
-from vision.ingest import IngestLimits, ingest
+from vision.ingest import IngestLimits, ProcessedPhoto, ingest
 
 
 class PhotoRejected(Exception):
@@ -52,33 +52,12 @@ def limits_from_settings() -> IngestLimits:
     return IngestLimits(max_bytes=s.max_upload_bytes, max_pixels=s.max_pixels, min_side=s.min_side)
 
 
-def accept_photo(
-    *,
-    session: Session,
-    store: BlobStore,
-    data: bytes,
-    unit: Unit,
-    group: Group,
-    activity: str,
-    age_band: str,
-    captured_on: date | None = None,
-    uploaded_by: int | None = None,
-    idempotency_key: str | None = None,
-    limits: IngestLimits | None = None,
-) -> Accepted:
-    """Ingest and store one photo; commits. Raises IngestError / PhotoRejected with nothing stored."""
-    if idempotency_key:
-        if len(idempotency_key) > 80:
-            raise PhotoRejected(
-                422, "bad_idempotency_key", "Idempotency-Key is longer than 80 characters"
-            )
-        prior = session.scalar(
-            select(Photo).where(
-                Photo.uploaded_by == uploaded_by, Photo.idempotency_key == idempotency_key
-            )
-        )
-        if prior is not None:
-            return Accepted(prior, created=False, reason="replay")
+def check_photo_fields(
+    unit: Unit, group: Group, activity: str, age_band: str, captured_on: date | None
+) -> tuple[str, date]:
+    """Check what is said about a photo (not its bytes): the group is the unit's, the age band is
+    known, the activity is 1–120 characters, the date is not in the future. Returns the activity
+    stripped and the date (today when None). Raises PhotoRejected (422) naming the problem."""
     if group.unit_id != unit.id:
         raise PhotoRejected(
             422, "group_not_in_unit", f"group {group.name!r} does not belong to unit {unit.name!r}"
@@ -93,8 +72,45 @@ def accept_photo(
     captured_on = captured_on or date.today()
     if captured_on > date.today():
         raise PhotoRejected(422, "bad_date", "the capture date lies in the future")
+    return activity, captured_on
 
-    processed = ingest(data, limits=limits or limits_from_settings())
+
+def accept_photo(
+    *,
+    session: Session,
+    store: BlobStore,
+    data: bytes,
+    unit: Unit,
+    group: Group,
+    activity: str,
+    age_band: str,
+    captured_on: date | None = None,
+    uploaded_by: int | None = None,
+    idempotency_key: str | None = None,
+    limits: IngestLimits | None = None,
+    processed: ProcessedPhoto | None = None,
+) -> Accepted:
+    """Ingest and store one photo; commits. Raises IngestError / PhotoRejected with nothing stored.
+
+    ``processed``: what ``ingest(data)`` made of these very bytes, when the caller ran it
+    beforehand (``spira ingest`` prepares several photos at once on worker threads, since ingest
+    needs no database); otherwise ingest runs here.
+    """
+    if idempotency_key:
+        if len(idempotency_key) > 80:
+            raise PhotoRejected(
+                422, "bad_idempotency_key", "Idempotency-Key is longer than 80 characters"
+            )
+        prior = session.scalar(
+            select(Photo).where(
+                Photo.uploaded_by == uploaded_by, Photo.idempotency_key == idempotency_key
+            )
+        )
+        if prior is not None:
+            return Accepted(prior, created=False, reason="replay")
+    activity, captured_on = check_photo_fields(unit, group, activity, age_band, captured_on)
+    if processed is None:
+        processed = ingest(data, limits=limits or limits_from_settings())
     digest = upload_digest(data)
     existing = session.scalar(select(Photo).where(Photo.unit_id == unit.id, Photo.sha256 == digest))
     if existing is not None:

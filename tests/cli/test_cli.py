@@ -221,6 +221,46 @@ def test_ingest_folder_reports_accepted_duplicate_and_rejected(spira_env, tmp_pa
     assert "accepted 0, duplicate 2, rejected 1" in again.output
 
 
+def test_ingest_prepares_photos_on_several_threads_and_stores_them_in_file_order(
+    spira_env, tmp_path
+):
+    from sqlalchemy import select
+
+    from cli.demo import seed_structure
+    from core.db import migrate, session_factory
+    from core.models import Photo
+
+    migrate()
+    with session_factory()() as s:
+        seed_structure(s)
+        s.commit()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photos = [make_photo(i % 5, 20 + i, megapixels=0.3) for i in range(5)]
+    for i, photo in enumerate(photos):
+        (folder / f"{i}.jpg").write_bytes(photo)
+    (folder / "5-copy-of-1.jpg").write_bytes(photos[1])  # a duplicate prepared at the same time
+    (folder / "6-broken.jpg").write_bytes(photos[2][:2000])
+    args = ["ingest", str(folder), "--unit", "Olympia", "--group", "Lingonet"]
+    args += ["--activity", "teckning", "--age-band", "4-5", "--workers", "3"]
+    # what is said about the photos is checked before any photo is read
+    bad = runner.invoke(app, [*args, "--date", "2026-13-01"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+    bad_band = runner.invoke(app, [a if a != "4-5" else "9-12" for a in args])
+    assert bad_band.exit_code == 2 and "9-12" in bad_band.output
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "accepted 5, duplicate 1, rejected 1" in result.output and "6-broken.jpg" in result.output
+    )
+    with session_factory()() as s:
+        widths = s.scalars(select(Photo.width).order_by(Photo.created_at)).all()
+    # stored one at a time in file order, whatever order the threads finished in
+    from vision.ingest import ingest
+
+    assert list(widths) == [ingest(p).image.shape[1] for p in photos]
+
+
 @pytest.mark.slow
 def test_demo_seeds_units_and_scores_photos_through_the_pipeline(
     spira_env, trained_model, monkeypatch
