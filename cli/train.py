@@ -23,6 +23,13 @@ def train(
         "--from-label-studio",
         help="train on researchers' labels stored by `spira annotate pull`",
     ),
+    from_uploads: bool = typer.Option(
+        False,
+        "--from-uploads",
+        help="fit the drawing-age model on every stored photo with its age band (grouped by "
+        "unit) and its unit-fold heads for the units' cross-fitted drawing-age gap; run each term",
+    ),
+    folds: int = typer.Option(5, min=2, help="unit-folds for cross-fitting (with --from-uploads)"),
     n: int = typer.Option(500, help="number of synthetic drawings"),
     seed: int = typer.Option(0, help="seed: the same seed gives the same model"),
     promote: bool = typer.Option(
@@ -45,16 +52,33 @@ def train(
     """Train a stage model (and a drawing-age head when the labels have ages: --synthetic, or a
     CSV with an age column); prints the new version alone on the last line.
 
+    With --from-uploads, a drawing-age model from the stored photos' age bands instead, with the
+    unit-fold heads behind the units' drawing-age gap (no unit scored by a head that saw it).
+
     With --fine-tune the backbone itself is adapted to the drawings first (see the README)."""
     # lazy: loaded only when the command runs, so `spira --help` stays fast
     from training.jobs import TrainingError, run_training
 
-    if sum([synthetic, csv is not None, from_label_studio]) != 1:
+    if sum([synthetic, csv is not None, from_label_studio, from_uploads]) != 1:
         console.print(
-            "[red]error:[/red] choose exactly one of --synthetic, --csv PATH, --from-label-studio"
+            "[red]error:[/red] choose exactly one of --synthetic, --csv PATH, --from-label-studio, "
+            "--from-uploads"
         )
         raise typer.Exit(2)
     factory = migrated()
+    if from_uploads:
+        # lazy: as above
+        from training.unit_age import train_from_uploads
+
+        with factory() as session:
+            try:
+                version = train_from_uploads(session, k=folds, seed=seed, log=console.print)
+            except ValueError as err:
+                console.print(f"[red]error:[/red] {err}")
+                raise typer.Exit(2) from None
+            session.commit()
+        print(version)
+        return
     try:
         with progress_bar() as progress:
             version = run_training(

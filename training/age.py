@@ -91,8 +91,12 @@ def _bins(age: np.ndarray, n_bins: int = 6) -> tuple[np.ndarray, np.ndarray]:
     """Age bins at quantiles: (edges between bins, centres = mean age in each bin)."""
     qs = np.unique(np.quantile(age, np.linspace(0, 1, n_bins + 1)[1:-1]))
     idx = np.searchsorted(qs, age, side="right")
-    centres = np.array([age[idx == k].mean() for k in range(len(qs) + 1)])
-    return qs, centres
+    # Ages taking few values (age-band midpoints of uploads) leave some quantile bins empty:
+    # keep the non-empty ones, each starting at its own lower edge (the same assignment).
+    keep = [k for k in range(len(qs) + 1) if (idx == k).any()]
+    edges = np.array([qs[k - 1] for k in keep[1:]], dtype=np.float64)
+    centres = np.array([age[idx == k].mean() for k in keep])
+    return edges, centres
 
 
 def fit_age_head(

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from core.config import get_settings
-from training.age import fit_age_head
+from training.age import CANDIDATES, fit_age_head
 from training.fit import FitResult, fit_stage_head
 from training.registry import new_version, register
 from training.report import html_report, model_card
@@ -232,6 +232,7 @@ def fit_and_register(
     backbone_weights: Path | None = None,
     extra_metrics: dict | None = None,
     extra_params: dict | None = None,
+    age_candidates: tuple[str, ...] = CANDIDATES,
     log: Callable[[str], None] | None = None,
 ) -> tuple[StageModel, FitResult | None]:
     """Fit the heads the labels allow with grouped CV, write the artifact (+ database row), return
@@ -241,7 +242,8 @@ def fit_and_register(
     stage head; with both, the stage head is also tried with the cross-fitted drawing age as one
     more input, and that is kept only when it raises the out-of-fold QWK.
     ``backbone_weights``: a fine-tuned backbone the embeddings came from, copied into the model's
-    folder so it is served with it. ``extra_metrics``/``extra_params`` join the model card's."""
+    folder so it is served with it. ``extra_metrics``/``extra_params`` join the model card's.
+    ``age_candidates``: the drawing-age heads compared (:data:`training.age.CANDIDATES`)."""
     if described.stages is None and described.ages is None:
         raise ValueError("nothing to fit: the labels have neither stages nor ages")
     X = stage_inputs(described.embeddings, described.features)
@@ -255,6 +257,7 @@ def fit_and_register(
             described.groups,
             n_features=described.features.shape[1],
             seed=seed,
+            candidates=age_candidates,
             progress=log,
         )
         metrics["age"] = age_fit.metrics
