@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from core.domain import check_date, check_text
+from profiles.drawing_age import DrawingAgeGap
 from profiles.model import WhatIfResult
 from profiles.schemas import UnitProfile
 
@@ -151,6 +152,13 @@ class UnitProfileOut(BaseModel):
         default_factory=lambda: {"status": "synthetic_only", "text": "synthetic drawings only"},
         description='what the stage model was validated on: {"status": "synthetic_only" | '
         '"validated", "text", and for validated n_drawings, n_children, qwk, spearman_age}',
+    )
+    drawing_age_gap: DrawingAgeGap | None = Field(
+        None,
+        description="per term, the mean over the unit's photos of the bias-corrected drawing age "
+        "minus the age-band midpoint (years, 90 % interval, n), scored by a model that never saw "
+        "the unit's photos; status, and validation_label \"not validated on real drawings\" "
+        "until the model is validated on real drawings",
     )
     min_group_size: int
     terms: list[TermProgression] = Field(

@@ -38,6 +38,7 @@ from core.models import Unit, User
 from core.users import Principal
 from profiles import measures as measures_domain
 from profiles.context import CONTEXT_COLUMNS, what_if_problems
+from profiles.drawing_age import unit_drawing_age_gap
 from profiles.profile import what_if
 from profiles.progression import unit_progression
 from profiles.queries import ROW_KINDS, photo_estimates, promoted_stage_version, retained_frame
@@ -163,6 +164,12 @@ def _profile_answer(
                         "unit": unit.name,
                         "model_version": promoted_stage_version(session),
                         "model_validation": model_validation_of(promoted_stage_version(session)),
+                        "drawing_age_gap": unit_drawing_age_gap(
+                            session,
+                            unit.id,
+                            min_n=settings.min_group_size,
+                            resamples=settings.bootstrap_resamples,
+                        ),
                         "min_group_size": settings.min_group_size,
                         "terms": terms,
                         "term": chosen,
