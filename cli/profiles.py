@@ -26,21 +26,45 @@ def _session():
 @app.command("import-context")
 def import_context_command(
     path: Path = typer.Argument(..., help="CSV or XLSX, one row per unit and term"),
+    indicators: Path | None = typer.Option(
+        None,
+        "--indicators",
+        help="indicator dictionary (CSV/XLSX: key,label_sv,label_en,unit,direction,reference"
+        "[,min,max]) declaring the municipality's own quality-indicator columns of the file; "
+        "indicators declared before are remembered",
+    ),
 ) -> None:
-    """Import organisational data (children, groups, staff, context) per unit and term; all or nothing."""
+    """Import organisational data (children, groups, staff, context) per unit and term, with the
+    municipality's own quality indicators declared in a dictionary; all or nothing."""
     # lazy: loaded only when the command runs, so `spira --help` stays fast
-    from profiles.context import ContextFileError, read_context_file
-    from profiles.store import import_context
+    from profiles.context import (
+        INDICATOR_PREFIX,
+        ContextFileError,
+        indicator_columns,
+        read_context_file,
+    )
+    from profiles.indicators import merge_dictionaries, read_indicator_dictionary
+    from profiles.store import import_context, stored_indicators
 
     try:
-        table = read_context_file(path)
+        given = read_indicator_dictionary(indicators) if indicators is not None else []
         with _session() as session:
-            n = import_context(session, table)
+            declared = merge_dictionaries(stored_indicators(session), given)
+            table = read_context_file(path, declared)
+            n = import_context(session, table, given)
             session.commit()
     except ContextFileError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(1) from None
-    err.print(f"imported {n} unit-term row(s) from {path.name}")
+    keys = [c.removeprefix(INDICATOR_PREFIX) for c in indicator_columns(table)]
+    with_ind = f" with indicator(s) {', '.join(keys)}" if keys else ""
+    err.print(f"imported {n} unit-term row(s) from {path.name}{with_ind}", markup=False)
+    if given and indicators is not None:
+        err.print(
+            f"indicator dictionary: {len(given)} indicator(s) declared from {indicators.name}; "
+            "`spira profiles build` reports which ones the contextual model uses",
+            markup=False,
+        )
 
 
 @app.command("build")
@@ -63,6 +87,15 @@ def build_command(
             areas = ", ".join(a.label_en for a in profile.development_areas) or "none flagged"
             print(f"{unit}\t{term}\tdevelopment areas: {areas}")
     err.print(f"{len(built['profiles'])} profile(s)")
+    for s in built.get("indicator_selection", []):
+        if not s.tried:
+            continue
+        used = ", ".join(s.used) or "none"
+        tried = "; ".join(f"{t['key']}: {t['reason']}" for t in s.tried)
+        err.print(
+            f"contextual model for {s.outcome}: quality indicators used: {used} ({tried})",
+            markup=False,
+        )
 
 
 @app.command("export")
@@ -76,6 +109,7 @@ def export_command(
     """
     # lazy: loaded only when the command runs, so `spira --help` stays fast
     from profiles.export import export_profiles
+    from profiles.queries import measures_frame
     from profiles.service import profile_service
 
     if fmt not in ("csv", "xlsx", "parquet"):
@@ -83,6 +117,12 @@ def export_command(
         raise typer.Exit(2)
     with _session() as session:
         built = profile_service.build(session)
+        measures = measures_frame(session)
     path = out if out.suffix == f".{fmt}" else out.with_name(f"{out.name}.{fmt}")
-    table = export_profiles(list(built["profiles"].values()), path, format=fmt)  # type: ignore[arg-type]
+    table = export_profiles(
+        list(built["profiles"].values()),
+        path,
+        format=fmt,  # type: ignore[arg-type]
+        measures=measures,
+    )
     err.print(f"wrote {len(table)} row(s) to {path}")

@@ -270,7 +270,27 @@ class UnitContext(Base):
     staff_turnover: Mapped[float | None] = mapped_column(Float, nullable=True)
     socioeconomic_index: Mapped[float | None] = mapped_column(Float, nullable=True)
     share_multilingual: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: The municipality's own quality indicators of the unit in the term, {key: value}, keys
+    #: declared in ``quality_indicator`` (None or a missing key: not measured).
+    indicators: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QualityIndicator(Base):
+    """One declared quality indicator of the municipality (its indicator dictionary), see
+    profiles.indicators: what an extra numeric column of a context file means."""
+
+    __tablename__ = "quality_indicator"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(40), unique=True)
+    label_sv: Mapped[str] = mapped_column(String(200))
+    label_en: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(80))
+    direction: Mapped[str] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Measure(Base):

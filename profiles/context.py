@@ -4,12 +4,18 @@ A context file has one row per unit and term with the columns in :data:`CONTEXT_
 may be given as fractions (0.41) or percentages (41, "41 %"); they are stored as fractions. Swedish
 decimal commas ("0,41") are accepted. Every problem in a file is collected before anything is
 returned, and a file with any problem raises :class:`ContextFileError` and imports nothing.
+
+Beside the built-in columns a file may carry the municipality's own quality indicators: numeric
+columns declared in an indicator dictionary (:class:`Indicator`, read by
+:func:`profiles.indicators.read_indicator_dictionary`). Any other extra column is an error naming
+it. In validated frames an indicator's values are in the column :func:`indicator_column` (key).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +45,43 @@ SHARE_COLUMNS: tuple[str, ...] = (
     "socioeconomic_index",
     "share_multilingual",
 )
+
+#: Directions an indicator can have: which way is better, or neither.
+DIRECTIONS: tuple[str, ...] = ("higher_better", "lower_better", "neutral")
+
+#: Prefix of an indicator's column in validated context frames (``ind__<key>``): it keeps
+#: indicator keys apart from every other column of the frames they travel in.
+INDICATOR_PREFIX = "ind__"
+
+
+def indicator_column(key: str) -> str:
+    """The column of indicator ``key`` in a validated context frame."""
+    return f"{INDICATOR_PREFIX}{key}"
+
+
+def indicator_columns(frame: pd.DataFrame) -> list[str]:
+    """The indicator columns of a context frame, in frame order."""
+    return [str(c) for c in frame.columns if str(c).startswith(INDICATOR_PREFIX)]
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """One of the municipality's quality indicators, as declared in its indicator dictionary.
+
+    ``unit`` is the unit of measure shown with the value ("share 0-1", "score 1-5"); ``direction``
+    one of :data:`DIRECTIONS`; ``reference`` where the indicator is defined or measured (free
+    text, may be empty); ``low``/``high`` an optional plausible range (inclusive) that imported
+    values are checked against. Values are stored as written (a "%" sign is dropped)."""
+
+    key: str
+    label_sv: str
+    label_en: str
+    unit: str
+    direction: str
+    reference: str = ""
+    low: float | None = None
+    high: float | None = None
+
 
 #: Columns that must be whole numbers.
 COUNT_COLUMNS: tuple[str, ...] = ("children_enrolled", "n_groups")
@@ -227,22 +270,27 @@ def _parse_number(cell: object) -> tuple[float | None, bool, str | None]:
     return float(m.group(1).replace(",", ".")), m.group(2) == "%", None
 
 
-def read_context_file(path: str | Path) -> pd.DataFrame:
+def read_context_file(path: str | Path, indicators: Sequence[Indicator] = ()) -> pd.DataFrame:
     """Read and validate a context file (CSV or XLSX) of organisational data per unit x term.
 
     Checks: required columns present (``unit``, ``term`` and :data:`CONTEXT_COLUMNS`; header names
-    are matched case-insensitively, extra columns ignored); terms of the form YYYY-VT / YYYY-HT;
+    are matched case-insensitively); every other column declared in ``indicators`` (an
+    undeclared one is an error naming it; an empty column without a header is ignored); terms of the form YYYY-VT / YYYY-HT;
     every value present and numeric; counts whole and positive; shares in 0-1 or, for a column
     given as percentages (any value above 1 or a "%" sign), in 0-100; counts and ratios within
     :data:`PLAUSIBLE_RANGES`; mean group size consistent with children / groups (within a factor
-    of 2); no unit x term twice.
+    of 2); no unit x term twice. Indicator values must be numbers within the indicator's range
+    when it declares one; an empty indicator cell means "not measured" and is kept empty.
 
     Args:
         path: a .csv (comma or semicolon separated, UTF-8) or .xlsx file.
+        indicators: the declared quality indicators the file may carry.
 
     Returns:
         DataFrame with ``unit`` (str), ``term`` (str) and :data:`CONTEXT_COLUMNS` (counts int,
-        others float; shares as fractions 0-1), one row per unit x term, sorted by unit and term.
+        others float; shares as fractions 0-1), one row per unit x term, sorted by unit and term,
+        plus :func:`indicator_column` of each declared indicator present in the file (float,
+        NaN where not measured).
 
     Raises:
         ContextFileError: listing every problem as (row, column, reason); nothing is returned.
@@ -254,20 +302,54 @@ def read_context_file(path: str | Path) -> pd.DataFrame:
         raw = read_sheet(path.read_bytes(), path.suffix)
     except SpreadsheetRefused as exc:  # a corrupt file is a user error, reported like any other
         raise ContextFileError([ContextProblem(None, None, exc.reason)]) from None
-    return validate_context(raw)
+    return validate_context(raw, indicators)
 
 
-def validate_context(raw: pd.DataFrame) -> pd.DataFrame:
+_UNNAMED = re.compile(r"^Unnamed: \d+(\.\d+)?$")
+
+
+def _blank(cell: object) -> bool:
+    return cell is None or (isinstance(cell, float) and math.isnan(cell)) or str(cell).strip() == ""
+
+
+def validate_context(raw: pd.DataFrame, indicators: Sequence[Indicator] = ()) -> pd.DataFrame:
     """Validate a context sheet as read by :func:`core.spreadsheet.read_sheet` (header = row 1);
     see :func:`read_context_file` for the checks, the result and the error."""
     raw = raw.copy()
+    problems: list[ContextProblem] = []
+    keep = []
+    for i, name in enumerate(raw.columns):
+        if _UNNAMED.match(str(name)) or str(name).strip() == "":
+            if all(_blank(v) for v in raw.iloc[:, i]):
+                continue  # an empty column left over at the edge of a spreadsheet
+            problems.append(
+                ContextProblem(None, f"column {i + 1}", "has values but no header; name it")
+            )
+            continue
+        keep.append(i)
+    raw = raw.iloc[:, keep]
     raw.columns = [_normalise_header(c) for c in raw.columns]
     required = ("unit", "term", *CONTEXT_COLUMNS)
-    problems = [
+    declared = {ind.key: ind for ind in indicators}
+    problems += [
         ContextProblem(None, col, "required column is missing")
         for col in required
         if col not in raw.columns
     ]
+    known = ", ".join(sorted(declared)) or "none"
+    problems += [
+        ContextProblem(
+            None,
+            col,
+            "is neither a context column nor a declared indicator (declared indicators: "
+            f"{known}); declare it in an indicator dictionary (--indicators DICT.csv, columns "
+            "key,label_sv,label_en,unit,direction,reference) or remove the column",
+        )
+        for col in dict.fromkeys(raw.columns)
+        if col not in required and col not in declared
+    ]
+    repeated = sorted({str(c) for c in raw.columns if list(raw.columns).count(c) > 1})
+    problems += [ContextProblem(None, col, "column appears twice") for col in repeated]
     if problems:
         raise ContextFileError(problems)
     if raw.empty:
@@ -358,6 +440,35 @@ def validate_context(raw: pd.DataFrame) -> pd.DataFrame:
             )
         )
 
+    present = [declared[c] for c in dict.fromkeys(raw.columns) if c in declared]
+    ind_values: dict[str, np.ndarray] = {}
+    for ind in present:
+        v = np.full(n, np.nan)
+        for i, cell in enumerate(raw[ind.key].tolist()):
+            if _blank(cell):
+                continue  # not measured in this unit and term
+            value, _percent, problem = _parse_number(cell)
+            if problem is not None:
+                problems.append(ContextProblem(i + 2, ind.key, problem))
+                continue
+            assert value is not None
+            if (ind.low is not None and value < ind.low) or (
+                ind.high is not None and value > ind.high
+            ):
+                lowest = "-inf" if ind.low is None else f"{ind.low:g}"
+                highest = "inf" if ind.high is None else f"{ind.high:g}"
+                problems.append(
+                    ContextProblem(
+                        i + 2,
+                        ind.key,
+                        f"{value:g} is outside the indicator's range {lowest} to {highest} "
+                        f"({ind.unit}; declared in the indicator dictionary)",
+                    )
+                )
+                continue
+            v[i] = value
+        ind_values[ind.key] = v
+
     first_row: dict[tuple[str, str], int] = {}
     for i, key in enumerate(zip(units, terms, strict=True)):
         if key in first_row:
@@ -379,6 +490,8 @@ def validate_context(raw: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame({"unit": units, "term": terms, "row": np.arange(len(units)) + 2})
     for col in CONTEXT_COLUMNS:
         table[col] = values[col].astype(int) if col in COUNT_COLUMNS else values[col]
+    for ind_key, v in ind_values.items():
+        table[indicator_column(ind_key)] = v
     table["_t"] = table["term"].map(term_sort_key)
     return table.sort_values(["unit", "_t"]).drop(columns="_t").reset_index(drop=True)
 

@@ -6,6 +6,10 @@ context. Observations are weighted by 1 / (SE^2 + tau^2), where tau^2 is the spr
 deviations around the expectation (estimated by moments); the ridge penalty is chosen by
 cross-validation with folds by unit, so a unit's terms never help predict each other.
 
+Optional features (the municipality's own quality indicators) are added by forward selection
+only when they lower the grouped cross-validation error by at least ``min_gain``; the model
+reports which were tried and which it used (``selection_``).
+
 Prediction uncertainty comes from a bootstrap over units (all terms of a drawn unit together),
 which respects that a unit's terms are not independent. A unit's deviation is shrunk toward 0
 (the expectation) by the empirical-Bayes factor tau^2 / (tau^2 + SE^2 + prediction variance), so
@@ -81,11 +85,27 @@ def _weighted_ridge(
     return float(ym - xm @ coef), coef
 
 
+class OptionalFeature(BaseModel):
+    """How one optional feature fared in the model's cross-validated forward selection.
+
+    ``cv_gain`` is the relative reduction of the grouped cross-validation error when the feature
+    was last tried (0.05 = 5 % lower; negative = worse), None when it could not be tried, with
+    ``reason`` saying why."""
+
+    feature: str
+    used: bool
+    cv_gain: float | None
+    reason: str
+
+
 class ContextModel(BaseEstimator):
     """Expected outcome from standardised context, with shrunk unit deviations and intervals.
 
     Parameters:
-        features: context columns used as predictors.
+        features: context columns always used as predictors.
+        optional: further columns (quality indicators) added by forward selection only when each
+            lowers the grouped cross-validation error by at least ``min_gain`` (relative).
+        min_gain: relative cross-validation improvement an optional feature must bring.
         alphas: ridge penalties tried by cross-validation (in units of observations).
         cv: number of folds (grouped by unit).
         n_boot: bootstrap resamples over units for the prediction and what-if intervals.
@@ -93,7 +113,8 @@ class ContextModel(BaseEstimator):
         level: coverage of the intervals (0.9 = 90 %).
         random_state: seed of the bootstrap.
 
-    Learned attributes: ``mean_``, ``scale_`` (standardisation of each feature), ``min_``/``max_``
+    Learned attributes: ``features_`` (the columns used: ``features`` then the optional ones
+    chosen), ``selection_`` (one :class:`OptionalFeature` per optional column), ``mean_``, ``scale_`` (standardisation of each feature), ``min_``/``max_``
     (observed range), ``alpha_``, ``intercept_``, ``coef_`` (per standard deviation of each
     feature, outcome units), ``coef_raw_`` (per raw unit of each feature), ``tau2_`` (variance of
     true deviations, outcome units squared), ``cov_`` (bootstrap covariance of [intercept, coef]),
@@ -103,6 +124,8 @@ class ContextModel(BaseEstimator):
     def __init__(
         self,
         features: Sequence[str] = CONTEXT_COLUMNS,
+        optional: Sequence[str] = (),
+        min_gain: float = 0.02,
         alphas: Sequence[float] = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0),
         cv: int = 5,
         n_boot: int = 200,
@@ -111,6 +134,8 @@ class ContextModel(BaseEstimator):
         random_state: int = 0,
     ) -> None:
         self.features = features
+        self.optional = optional
+        self.min_gain = min_gain
         self.alphas = alphas
         self.cv = cv
         self.n_boot = n_boot
@@ -119,27 +144,123 @@ class ContextModel(BaseEstimator):
         self.random_state = random_state
 
     # -- helpers -------------------------------------------------------------------------------
-    def _design(self, X: pd.DataFrame) -> np.ndarray:
-        missing = [f for f in self.features if f not in X.columns]
+    def _design(self, X: pd.DataFrame, features: Sequence[str] | None = None) -> np.ndarray:
+        if features is None:
+            features = getattr(self, "features_", self.features)
+        missing = [f for f in features if f not in X.columns]
         if missing:
             raise ValueError(f"context lacks column(s) {', '.join(missing)}")
-        raw = X[list(self.features)].to_numpy(dtype=float)
+        raw = X[list(features)].to_numpy(dtype=float)
         if np.isnan(raw).any():
             raise ValueError("context has missing values; every feature is needed")
         return raw
 
-    def _choose_alpha(self, design: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray):
-        n_units = len(np.unique(groups))
-        if n_units < 3:
-            return float(np.median(self.alphas))
-        splitter = GroupKFold(n_splits=min(self.cv, n_units))
+    def _cv_losses(
+        self, design: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray
+    ) -> np.ndarray:
+        """Weighted squared error of each alpha, summed over folds grouped by unit."""
+        splitter = GroupKFold(n_splits=min(self.cv, len(np.unique(groups))))
         losses = np.zeros(len(self.alphas))
         for train, test in splitter.split(design, y, groups):
             for k, alpha in enumerate(self.alphas):
                 b0, b = _weighted_ridge(design[train], y[train], w[train], alpha)
                 err = y[test] - b0 - design[test] @ b
                 losses[k] += float(w[test] @ err**2)
+        return losses
+
+    def _choose_alpha(self, design: np.ndarray, y: np.ndarray, w: np.ndarray, groups: np.ndarray):
+        if len(np.unique(groups)) < 3:
+            return float(np.median(self.alphas))
+        losses = self._cv_losses(design, y, w, groups)
         return float(np.asarray(self.alphas)[int(np.argmin(losses))])
+
+    def _select(
+        self, X: pd.DataFrame, y: np.ndarray, se2: np.ndarray, groups: np.ndarray
+    ) -> tuple[list[str], list[OptionalFeature]]:
+        """Forward selection of ``optional`` by grouped cross-validation (best alpha each time)."""
+        chosen: list[str] = []
+        report: dict[str, OptionalFeature] = {}
+        candidates: list[str] = []
+        for f in self.optional:
+            if f in self.features or f in candidates:
+                continue
+            if f not in X.columns:
+                report[f] = OptionalFeature(
+                    feature=f, used=False, cv_gain=None, reason="not in the context"
+                )
+                continue
+            n_missing = int(pd.to_numeric(X[f], errors="coerce").isna().sum())
+            if n_missing:
+                report[f] = OptionalFeature(
+                    feature=f,
+                    used=False,
+                    cv_gain=None,
+                    reason=f"not measured on {n_missing} of {len(X)} unit-terms the model is "
+                    "fitted on; the model needs it on every one",
+                )
+            elif float(np.nanstd(X[f].to_numpy(dtype=float))) == 0.0:
+                report[f] = OptionalFeature(
+                    feature=f, used=False, cv_gain=None, reason="the same value everywhere"
+                )
+            else:
+                candidates.append(f)
+        n_units = len(np.unique(groups))
+        if candidates and n_units < 3:
+            for f in candidates:
+                report[f] = OptionalFeature(
+                    feature=f,
+                    used=False,
+                    cv_gain=None,
+                    reason=f"only {n_units} unit(s): too few to cross-validate",
+                )
+            candidates = []
+        if candidates:
+            tau2 = max(float(np.var(y)) - float(se2.mean()), 1e-6 + 0.1 * float(np.var(y)))
+            w = 1.0 / (se2 + tau2)
+
+            def loss(cols: list[str]) -> float:
+                raw = self._design(X, [*self.features, *cols])
+                scale = raw.std(axis=0)
+                design = (raw - raw.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+                return float(self._cv_losses(design, y, w, groups).min())
+
+            current = loss([])
+            remaining = list(candidates)
+            while remaining:
+                if len(y) < len(self.features) + len(chosen) + 3:
+                    for f in remaining:
+                        report[f] = OptionalFeature(
+                            feature=f,
+                            used=False,
+                            cv_gain=None,
+                            reason=f"too few unit-terms ({len(y)}) for another predictor",
+                        )
+                    break
+                gains = {f: 1.0 - loss([*chosen, f]) / current for f in remaining}
+                best = max(remaining, key=lambda f: gains[f])
+                for f in remaining:
+                    report[f] = OptionalFeature(
+                        feature=f,
+                        used=False,
+                        cv_gain=gains[f],
+                        reason=f"lowers the cross-validation error by {gains[f]:.1%}, less "
+                        f"than the {self.min_gain:.0%} required"
+                        if gains[f] >= 0
+                        else f"raises the cross-validation error by {-gains[f]:.1%}",
+                    )
+                if gains[best] < self.min_gain:
+                    break
+                chosen.append(best)
+                remaining.remove(best)
+                current *= 1.0 - gains[best]
+                report[best] = OptionalFeature(
+                    feature=best,
+                    used=True,
+                    cv_gain=gains[best],
+                    reason=f"lowers the cross-validation error by {gains[best]:.1%}",
+                )
+        order = [f for f in self.optional if f in report]
+        return chosen, [report[f] for f in dict.fromkeys(order)]
 
     # -- estimator API -------------------------------------------------------------------------
     def fit(
@@ -160,7 +281,7 @@ class ContextModel(BaseEstimator):
         Returns:
             self.
         """
-        raw = self._design(X)
+        raw = self._design(X, self.features)
         y_arr = np.asarray(y, dtype=float)
         se_arr = np.zeros(len(y_arr)) if se is None else np.asarray(se, dtype=float)
         if not (len(raw) == len(y_arr) == len(se_arr)):
@@ -173,6 +294,9 @@ class ContextModel(BaseEstimator):
             )
         group_arr = np.arange(len(y_arr)) if groups is None else np.asarray(groups)
         unit_codes, unit_index = np.unique(group_arr, return_inverse=True)
+        chosen, self.selection_ = self._select(X, y_arr, se_arr**2, group_arr)
+        self.features_ = (*self.features, *chosen)
+        raw = self._design(X, self.features_)
 
         self.mean_ = raw.mean(axis=0)
         scale = raw.std(axis=0)
@@ -287,19 +411,19 @@ class ContextModel(BaseEstimator):
             ValueError: an unknown column, a missing context value, or a share outside 0-1.
         """
         check_is_fitted(self, "coef_")
-        unknown = sorted(set(changes) - set(self.features))
+        unknown = sorted(set(changes) - set(self.features_))
         if unknown:
             raise ValueError(
-                f"cannot change {', '.join(unknown)}; known context: {', '.join(self.features)}"
+                f"cannot change {', '.join(unknown)}; known context: {', '.join(self.features_)}"
             )
         row = dict(unit_context_row)
-        missing = [f for f in self.features if f not in row or row[f] is None]
+        missing = [f for f in self.features_ if f not in row or row[f] is None]
         if missing:
             raise ValueError(f"unit context lacks {', '.join(missing)}")
-        before = np.array([float(row[f]) for f in self.features])
-        delta = np.array([float(changes.get(f, 0.0)) for f in self.features])
+        before = np.array([float(row[f]) for f in self.features_])
+        delta = np.array([float(changes.get(f, 0.0)) for f in self.features_])
         after = before + delta
-        for j, f in enumerate(self.features):
+        for j, f in enumerate(self.features_):
             if f in SHARE_COLUMNS and not 0.0 <= after[j] <= 1.0:
                 raise ValueError(f"{f} would be {after[j]:g}, outside the share range 0-1")
             if after[j] < 0:
@@ -315,7 +439,7 @@ class ContextModel(BaseEstimator):
         extrapolation = bool(((after < self.min_) | (after > self.max_))[changed].any())
         return WhatIfResult(
             outcome=outcome,
-            changes={f: float(changes[f]) for f in self.features if f in changes},
+            changes={f: float(changes[f]) for f in self.features_ if f in changes},
             expected_before=expected_before,
             expected_after=expected_before + change,
             change=change,

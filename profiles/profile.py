@@ -6,7 +6,9 @@ Inputs are three tables (the database layer produces them):
   (see :func:`profiles.progression.progression_from_photos`; rows with ``age_band`` "all" are
   used, otherwise a unit's age-band rows are pooled, weighted by photos);
 - ability: ``unit, term, area, ability, se, n_sheets`` (logits, from the assessment model);
-- context: ``unit, term`` and :data:`profiles.context.CONTEXT_COLUMNS`.
+- context: ``unit, term`` and :data:`profiles.context.CONTEXT_COLUMNS`, optionally with the
+  municipality's quality indicators (:func:`profiles.context.indicator_column`), which the
+  contextual models use only where they help in cross-validation.
 
 Everything is computed on whole tables at once; the per-profile loop only assembles objects.
 """
@@ -22,7 +24,16 @@ from scipy import stats
 from sklearn.neighbors import NearestNeighbors
 
 from core.domain import AREA_LABELS, CURRICULUM_AREAS, MIN_GROUP_SIZE, term_sort_key
-from profiles.context import CONTEXT_COLUMNS, CONTEXT_LABELS, REFERENCES, municipality_means
+from profiles.context import (
+    CONTEXT_COLUMNS,
+    CONTEXT_LABELS,
+    INDICATOR_PREFIX,
+    REFERENCES,
+    Indicator,
+    indicator_column,
+    indicator_columns,
+    municipality_means,
+)
 from profiles.model import ASSOCIATION_NOTE, ContextModel, WhatIfResult
 from profiles.progression import ALL_AGE_BANDS
 from profiles.schemas import (
@@ -30,6 +41,8 @@ from profiles.schemas import (
     ContextValue,
     DevelopmentArea,
     ExpectedVsObserved,
+    IndicatorSelection,
+    IndicatorValue,
     ProgressionFigure,
     SimilarUnit,
     Triangulation,
@@ -111,6 +124,13 @@ _SUGGESTION: dict[str, dict[str, str]] = {
         "term.",
     },
 }
+
+
+def area_suggestion(outcome: str) -> dict[str, str]:
+    """The help text a development area's explanation ends with ("Förslag: …"), {"sv", "en"};
+    measures (profiles.measures) offer it as a starting point to edit."""
+    return dict(_SUGGESTION[outcome])
+
 
 _TRIANGULATION_NOTE = {
     "agree": {
@@ -283,10 +303,11 @@ def observations(
 
 def _prepare_context(context: pd.DataFrame) -> pd.DataFrame:
     _require(context, "context", ("unit", "term", *CONTEXT_COLUMNS))
-    ctx = context[["unit", "term", *CONTEXT_COLUMNS]].copy()
+    ind_cols = indicator_columns(context)
+    ctx = context[["unit", "term", *CONTEXT_COLUMNS, *ind_cols]].copy()
     ctx["unit"] = ctx["unit"].astype(str)
     ctx["term"] = ctx["term"].astype(str)
-    for col in CONTEXT_COLUMNS:
+    for col in (*CONTEXT_COLUMNS, *ind_cols):
         ctx[col] = _num(ctx[col])
     if ctx.duplicated(["unit", "term"]).any():
         raise ValueError("context table has a unit x term twice")
@@ -308,6 +329,9 @@ def fit_context_models(
     """Fit one :class:`ContextModel` per outcome (``"progression"`` and each area with data).
 
     Only figures that are shown (at least ``min_n`` photos/sheets) and have context are used.
+    Indicator columns of ``context`` are offered to each model as optional features: used only
+    when they lower its grouped cross-validation error (see each model's ``selection_`` and
+    :func:`indicator_selection`).
 
     Returns:
         dict outcome -> fitted model; outcomes with too few rows to fit are left out.
@@ -321,11 +345,12 @@ def _fit_models(
 ) -> dict[str, ContextModel]:
     data = obs[~obs["suppressed"]].merge(ctx, on=["unit", "term"], how="inner")
     data = data.dropna(subset=list(CONTEXT_COLUMNS))
+    optional = indicator_columns(ctx)
     models: dict[str, ContextModel] = {}
     for outcome, rows in data.groupby("outcome", sort=False):
         if len(rows) < len(CONTEXT_COLUMNS) + 2:
             continue
-        model = ContextModel(level=level, random_state=random_state)
+        model = ContextModel(optional=optional, level=level, random_state=random_state)
         models[str(outcome)] = model.fit(rows, rows["observed"], rows["se"], rows["unit"])
     return models
 
@@ -341,9 +366,45 @@ def what_if(
     Returns:
         one :class:`WhatIfResult` per modelled outcome, in :data:`OUTCOMES` order.
     """
+    row = dict(unit_context_row)
+
+    def measured(model: ContextModel) -> bool:
+        # a model that uses an indicator the unit has not measured cannot answer for it
+        return all(row.get(f) is not None and not pd.isna(row[f]) for f in model.features_)
+
     return [
-        models[o].what_if(unit_context_row, changes, outcome=o) for o in OUTCOMES if o in models
+        models[o].what_if(row, changes, outcome=o)
+        for o in OUTCOMES
+        if o in models and measured(models[o])
     ]
+
+
+def indicator_selection(models: Mapping[str, ContextModel]) -> list[IndicatorSelection]:
+    """Per modelled outcome (in :data:`OUTCOMES` order): the quality indicators its model tried
+    and the ones it used because they lowered the grouped cross-validation error."""
+    out = []
+    for outcome in OUTCOMES:
+        model = models.get(outcome)
+        if model is None:
+            continue
+        report = getattr(model, "selection_", [])
+        key = len(INDICATOR_PREFIX)
+        out.append(
+            IndicatorSelection(
+                outcome=outcome,
+                used=[r.feature[key:] for r in report if r.used],
+                tried=[
+                    {
+                        "key": r.feature[key:],
+                        "used": r.used,
+                        "cv_gain": r.cv_gain,
+                        "reason": r.reason,
+                    }
+                    for r in report
+                ],
+            )
+        )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,6 +535,48 @@ def _triangulation_across(
     return result
 
 
+def _indicator_values(
+    ctx: pd.DataFrame, indicators: Sequence[Indicator], selection: list[IndicatorSelection]
+) -> dict[tuple[str, str], list[IndicatorValue]]:
+    """(unit, term) -> the unit's quality indicators next to the municipality mean of the term."""
+    declared = {ind.key: ind for ind in indicators}
+    keys = [c[len(INDICATOR_PREFIX) :] for c in indicator_columns(ctx)]
+    if not keys:
+        return {}
+    used_by: dict[str, list[str]] = defaultdict(list)
+    for s in selection:
+        for k in s.used:
+            used_by[k].append(s.outcome)
+    cols = [indicator_column(k) for k in keys]
+    by_term = ctx.groupby("term")[cols]
+    mean, sd, count = by_term.mean(), by_term.std(ddof=1), by_term.count()
+    out: dict[tuple[str, str], list[IndicatorValue]] = {}
+    for r in ctx[["unit", "term", *cols]].itertuples(index=False, name=None):
+        unit, term, *values = r
+        items = []
+        for k, col, v in zip(keys, cols, values, strict=True):
+            ind = declared.get(k) or Indicator(k, k, k, "", "neutral")
+            value = _opt(v)
+            n_units = int(count.at[term, col])
+            m = _opt(mean.at[term, col]) if n_units else None
+            diff = None if value is None or m is None else value - m
+            favourable = None
+            if diff is not None and diff != 0 and ind.direction != "neutral":
+                favourable = (diff > 0) == (ind.direction == "higher_better")
+            items.append(
+                IndicatorValue(
+                    key=k, label_sv=ind.label_sv, label_en=ind.label_en, measure_unit=ind.unit,
+                    direction=ind.direction, reference=ind.reference, value=value,
+                    municipality_mean=m,
+                    municipality_sd=_opt(sd.at[term, col]) if n_units > 1 else None,
+                    municipality_n_units=n_units, difference=diff, favourable=favourable,
+                    used_by_model=used_by.get(k, []),
+                )
+            )  # fmt: skip
+        out[(str(unit), str(term))] = items
+    return out
+
+
 def _opt(x: object) -> float | None:
     if x is None:
         return None
@@ -494,6 +597,7 @@ def build_profiles(
     level: float = 0.9,
     models: Mapping[str, ContextModel] | None = None,
     random_state: int = 0,
+    indicators: Sequence[Indicator] = (),
 ) -> list[UnitProfile]:
     """Build one :class:`UnitProfile` per unit x term found in any of the three tables.
 
@@ -506,6 +610,8 @@ def build_profiles(
         level: coverage of every interval (0.9 = 90 %).
         models: fitted models per outcome (from :func:`fit_context_models`); fitted here if None.
         random_state: seed of the model bootstrap.
+        indicators: the municipality's indicator dictionary: labels, units and directions of
+            the indicator columns of ``context`` (a column without an entry is shown by its key).
 
     Returns:
         profiles sorted by unit and chronological term.
@@ -517,7 +623,6 @@ def build_profiles(
 
     # --- expected vs observed, per outcome model, on whole columns ---
     obs = obs.merge(ctx, on=["unit", "term"], how="left")
-    has_ctx = obs[list(CONTEXT_COLUMNS)].notna().all(axis=1).to_numpy()
     assessed_cols = [
         "expected", "expected_se", "residual", "residual_lo", "residual_hi",
         "shrunk_residual", "shrunk_lo", "shrunk_hi",
@@ -526,6 +631,8 @@ def build_profiles(
         obs[col] = np.nan
     obs["tau"] = np.nan
     for outcome, model in models.items():
+        features = list(getattr(model, "features_", model.features))
+        has_ctx = obs[features].notna().all(axis=1).to_numpy() if features else True
         sel = (obs["outcome"] == outcome).to_numpy() & has_ctx
         if not sel.any():
             continue
@@ -653,6 +760,8 @@ def build_profiles(
         for u, t, *vals in ctx[["unit", "term", *CONTEXT_COLUMNS]].itertuples(index=False)
     }
     tri_by_key = {(r.unit, r.term): r for r in tri.itertuples(index=False)}
+    selection = indicator_selection(models)
+    indicators_of = _indicator_values(ctx, indicators, selection)
 
     profiles: list[UnitProfile] = []
     for unit in sorted(terms_of_unit):
@@ -724,7 +833,8 @@ def build_profiles(
                     context=context_values, expected=expected_of[key],
                     development_areas=development, similar_units=similar_of.get(key, []),
                     triangulation=triangulation, note_sv=ASSOCIATION_NOTE["sv"],
-                    note_en=ASSOCIATION_NOTE["en"],
+                    note_en=ASSOCIATION_NOTE["en"], indicators=indicators_of.get(key, []),
+                    indicator_selection=selection,
                 )
             )  # fmt: skip
     return profiles

@@ -19,9 +19,18 @@ from assessment.model import ManyFacetPCM, ModelFitWarning
 from assessment.store import calibration_frame, ratings_frame
 from assessment.units import unit_abilities, unit_abilities_frame
 from core.domain import AGE_BANDS, term_problem
-from core.models import ModelVersion, Photo, RetainedAggregate, StageEstimate, Unit, UnitContext
-from profiles.context import CONTEXT_COLUMNS
+from core.models import (
+    Measure,
+    ModelVersion,
+    Photo,
+    RetainedAggregate,
+    StageEstimate,
+    Unit,
+    UnitContext,
+)
+from profiles.context import CONTEXT_COLUMNS, Indicator, indicator_column
 from profiles.progression import RETAINED_COLUMNS
+from profiles.store import stored_indicators
 
 log = logging.getLogger(__name__)
 
@@ -171,21 +180,54 @@ def retained_frame(session: Session, unit_ids: list[int] | None = None) -> pd.Da
     )
 
 
-def context_frame(session: Session) -> pd.DataFrame:
-    """Organisational data per unit x term (columns of a context file)."""
+def context_frame(session: Session, indicators: list[Indicator] | None = None) -> pd.DataFrame:
+    """Organisational data per unit x term (columns of a context file), with one
+    :func:`profiles.context.indicator_column` per indicator of ``indicators`` (default: the
+    stored dictionary; NaN where not measured)."""
+    if indicators is None:
+        indicators = stored_indicators(session)
     rows = session.execute(
         select(UnitContext, Unit.name).join(Unit, Unit.id == UnitContext.unit_id)
     ).all()
+    ind_cols = {ind.key: indicator_column(ind.key) for ind in indicators}
+
+    def measured(values: object, key: str) -> float:
+        value = values.get(key) if isinstance(values, dict) else None
+        # a stored value that is not a number is left out like any unusable value
+        return (
+            float(value)
+            if isinstance(value, int | float) and not isinstance(value, bool)
+            else np.nan
+        )
+
     data = [
-        {"unit": name, "term": c.term, **{k: getattr(c, k) for k in CONTEXT_COLUMNS}}
+        {
+            "unit": name,
+            "term": c.term,
+            **{k: getattr(c, k) for k in CONTEXT_COLUMNS},
+            **{col: measured(c.indicators, key) for key, col in ind_cols.items()},
+        }
         for c, name in rows
     ]
     return usable_rows(
-        pd.DataFrame(data, columns=["unit", "term", *CONTEXT_COLUMNS]),
+        pd.DataFrame(data, columns=["unit", "term", *CONTEXT_COLUMNS, *ind_cols.values()]),
         "context",
-        numeric=CONTEXT_COLUMNS,
+        numeric=(*CONTEXT_COLUMNS, *ind_cols.values()),
         with_age_band=False,
         id_column="unit",
+    )
+
+
+def measures_frame(session: Session) -> pd.DataFrame:
+    """Every measure (åtgärd) with its unit's name: ``id, unit, area, title, start_term`` (for
+    the export; profiles.measures has the rest)."""
+    rows = session.execute(
+        select(Measure.id, Unit.name, Measure.area, Measure.title, Measure.start_term)
+        .join(Unit, Unit.id == Measure.unit_id)
+        .order_by(Measure.id)
+    ).all()
+    return pd.DataFrame(
+        [tuple(r) for r in rows], columns=["id", "unit", "area", "title", "start_term"]
     )
 
 

@@ -55,6 +55,39 @@ class ContextValue(BaseModel):
     national: Reference | None
 
 
+class IndicatorValue(BaseModel):
+    """One of the municipality's own quality indicators for the unit in the term, next to the
+    municipality mean (unweighted over the units measured that term, with their number and
+    standard deviation). ``favourable`` says whether the unit's value lies on the better side of
+    the mean given the indicator's ``direction`` (None for neutral indicators, a missing value,
+    or a value equal to the mean); it describes the figure, not its cause. ``used_by_model``
+    lists the outcomes whose contextual model uses the indicator (it helped in
+    cross-validation)."""
+
+    key: str
+    label_sv: str
+    label_en: str
+    measure_unit: str
+    direction: str
+    reference: str
+    value: float | None
+    municipality_mean: float | None
+    municipality_sd: float | None
+    municipality_n_units: int
+    difference: float | None
+    favourable: bool | None
+    used_by_model: list[str]
+
+
+class IndicatorSelection(BaseModel):
+    """Which quality indicators one outcome's contextual model tried and used (grouped
+    cross-validation; ``cv_gain`` 0.05 = 5 % lower error with the indicator)."""
+
+    outcome: str
+    used: list[str]
+    tried: list[dict[str, Any]]
+
+
 class ExpectedVsObserved(BaseModel):
     """Observed outcome against what the unit's context would lead one to expect.
 
@@ -164,6 +197,8 @@ class UnitProfile(BaseModel):
     triangulation: Triangulation
     note_sv: str
     note_en: str
+    indicators: list[IndicatorValue] = []
+    indicator_selection: list[IndicatorSelection] = []
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as plain JSON-compatible Python (dicts, lists, str, float, None)."""

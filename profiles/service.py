@@ -19,13 +19,14 @@ from core.config import get_settings
 from core.models import (
     ModelVersion,
     Photo,
+    QualityIndicator,
     Rating,
     ResponseSheet,
     RetainedAggregate,
     Unit,
     UnitContext,
 )
-from profiles.profile import build_profiles, fit_context_models
+from profiles.profile import build_profiles, fit_context_models, indicator_selection
 from profiles.progression import (
     PROGRESSION_COLUMNS,
     progression_from_photos,
@@ -33,6 +34,7 @@ from profiles.progression import (
     without_photo_terms,
 )
 from profiles.queries import ability_frame, context_frame, photo_estimates, retained_frame
+from profiles.store import stored_indicators
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -90,6 +92,9 @@ class ProfileService:
                 select(func.count()).select_from(Rating).scalar_subquery(),
                 select(func.count()).select_from(UnitContext).scalar_subquery(),
                 select(func.max(UnitContext.imported_at)).scalar_subquery(),
+                # the indicator dictionary: labels and directions shown with the indicators
+                select(func.count()).select_from(QualityIndicator).scalar_subquery(),
+                select(func.max(QualityIndicator.updated_at)).scalar_subquery(),
                 # retention folds into these; deleting a unit removes them without a photo
                 select(func.count()).select_from(RetainedAggregate).scalar_subquery(),
                 select(func.sum(RetainedAggregate.n_photos)).scalar_subquery(),
@@ -285,16 +290,22 @@ class ProfileService:
         skipped["retained"] = int(all_retained.attrs.get("skipped", 0))
         ability, pcm = ability_frame(session, min_n=min_n)
         skipped["ratings"] = int(ability.attrs.get("skipped", 0))
-        context = context_frame(session)
+        indicators = stored_indicators(session)
+        context = context_frame(session, indicators)
         skipped["context"] = int(context.attrs.get("skipped", 0))
         models = fit_context_models(
             progression, ability, context, min_n=min_n, level=0.9, random_state=0
         )
-        built = build_profiles(progression, ability, context, min_n=min_n, models=models)
+        built = build_profiles(
+            progression, ability, context, min_n=min_n, models=models, indicators=indicators
+        )
         return {
             "profiles": {(p.unit, p.term): p for p in built},
             "models": models,
             "context": context,
+            # the municipality's quality indicators and which each outcome's model used
+            "indicators": indicators,
+            "indicator_selection": indicator_selection(models),
             "assessment": pcm,
             # stored rows left out because they cannot be used (shown on the research page)
             "skipped": skipped,

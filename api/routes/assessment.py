@@ -296,10 +296,14 @@ def _import(
     user: User,
     file: UploadFile,
     kind: Literal["ratings", "context"],
+    indicators: UploadFile | None = None,
 ) -> ImportOut:
     """One implementation of both imports: read (capped, from memory), validate, store all or
-    nothing, audit. Errors name row, column and reason, never a server path."""
+    nothing, audit. Errors name row, column and reason, never a server path. ``indicators``: an
+    indicator dictionary declaring the context file's quality-indicator columns."""
     raw = _read_upload(file)
+    raw_dictionary = _read_upload(indicators) if indicators is not None else None
+    given: list = []
     try:
         if kind == "ratings":
             from assessment.ratings import text_cells, validate_ratings
@@ -312,9 +316,13 @@ def _import(
             )
         else:
             from profiles.context import validate_context
-            from profiles.store import import_context
+            from profiles.indicators import merge_dictionaries, validate_indicator_dictionary
+            from profiles.store import import_context, stored_indicators
 
-            n = import_context(session, validate_context(raw))
+            if raw_dictionary is not None:
+                given = validate_indicator_dictionary(raw_dictionary)
+            declared = merge_dictionaries(stored_indicators(session), given)
+            n = import_context(session, validate_context(raw, declared), given)
     except (RatingsFileError, ContextFileError) as err:
         session.rollback()
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err)) from None
@@ -324,7 +332,9 @@ def _import(
         "import",
         kind,
         None,
-        {"sheets": n} if kind == "ratings" else {"rows": n},
+        {"sheets": n}
+        if kind == "ratings"
+        else {"rows": n, **({"indicators": [i.key for i in given]} if given else {})},
     )
     session.commit()
     return ImportOut(imported=n)
@@ -351,14 +361,15 @@ def import_ratings_route(
     "/context/import",
     response_model=ImportOut,
     responses=_import_errors,
-    summary="Import organisational data per unit and term from CSV/XLSX; all or nothing",
+    summary="Import organisational data per unit and term from CSV/XLSX, with quality indicators declared in an optional indicator dictionary (`indicators`); all or nothing",
 )
 def import_context_route(
     session: SessionDep,
     file: Annotated[UploadFile, File()],
+    indicators: Annotated[UploadFile | None, File()] = None,
     user: User = require_role("researcher", "admin"),
 ) -> ImportOut:
-    return _import(session, user, file, "context")
+    return _import(session, user, file, "context", indicators)
 
 
 @router.get(

@@ -18,6 +18,7 @@ from api.schemas import ErrorOut
 from core.audit import record
 from core.models import Unit, User
 from profiles.export import export_profiles
+from profiles.queries import measures_frame
 from profiles.service import profile_service
 from training.registry import list_models
 
@@ -168,7 +169,7 @@ def export_profiles_route(
     folder = Path(tempfile.mkdtemp(prefix="spira-export-"))
     path = folder / f"spira-profiles.{format}"
     try:  # the file is sent from memory; its folder goes before the answer (issue 20)
-        export_profiles(chosen, path, format=format)
+        export_profiles(chosen, path, format=format, measures=measures_frame(session))
         content = path.read_bytes()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
