@@ -10,7 +10,19 @@ import sys
 
 import typer
 
-from cli import annotate, assess, evaluate, ingest, models, profiles, server, stages, train, users
+from cli import (
+    annotate,
+    assess,
+    evaluate,
+    ingest,
+    models,
+    profiles,
+    report,
+    server,
+    stages,
+    train,
+    users,
+)
 from cli.admin import mount as mount_admin
 
 app = typer.Typer(
@@ -27,6 +39,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(annotate.app, name="annotate")
 app.add_typer(assess.app, name="assess")
 app.add_typer(profiles.app, name="profiles")
+app.add_typer(report.app, name="report")
 mount_admin(app)
 app.command()(server.migrate)
 app.command()(server.serve)
