@@ -1,7 +1,8 @@
 """``spira report method``: does the method work in the pilot units? A self-contained HTML report.
 
-For the researcher running the pilot, per term and outcome (drawing progression; assessed ability
-per curriculum area):
+For the researcher running the pilot, per term and outcome (drawing progression; the
+cross-fitted drawing-age gap where ``spira train --from-uploads`` has run; assessed ability per
+curriculum area):
 
 - **sample sizes and suppression**: units, photos and sheets, and how many unit figures are
   shown or suppressed (fewer than ``min_n`` observations);
@@ -43,7 +44,13 @@ from core.domain import AREA_LABELS, EXPECTED_STAGE_BY_AGE_BAND, term_sort_key
 from profiles.queries import ability_frame, photo_estimates, promoted_stage_version
 from training.evaluate import model_validation_of
 from training.registry import list_models
-from training.unit_age import latest_crossfit_model, stored_backbone_version
+from training.unit_age import (
+    CrossFit,
+    latest_crossfit_model,
+    stored_backbone_version,
+    stored_photos,
+)
+from vision.model import stage_inputs
 
 LEVEL = 0.9
 N_SPLITS = 50
@@ -51,6 +58,7 @@ N_BOOT = 200
 #: Fewest units a correlation across units is computed on (below: "too few units").
 MIN_UNITS = 5
 PROGRESSION = "progression"
+DRAWING_AGE_GAP = "drawing_age_gap"
 
 
 @dataclass
@@ -71,6 +79,8 @@ class MethodData:
     stage_model: dict = field(default_factory=dict)
     drawing_age: dict | None = None
     min_n: int = 5
+    #: unit, term, gap (years): each photo's cross-fitted drawing-age gap (empty without a model)
+    gaps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 # ---- statistics ------------------------------------------------------------------------------
@@ -162,6 +172,14 @@ def _observations(data: MethodData) -> dict[str, pd.DataFrame]:
                 "value": photos["expected_stage"].astype(float) - expected,
             }
         ).dropna()
+    if len(data.gaps):
+        out[DRAWING_AGE_GAP] = pd.DataFrame(
+            {
+                "unit": data.gaps["unit"].astype(str),
+                "term": data.gaps["term"].astype(str),
+                "value": data.gaps["gap"].astype(float),
+            }
+        ).dropna()
     sheets = data.sheets
     if len(sheets) and {"unit", "term", "area", "ability"} <= set(sheets.columns):
         for area in sorted(set(sheets["area"].dropna().astype(str))):
@@ -185,6 +203,8 @@ def _unit_means(obs: pd.DataFrame, min_n: int) -> pd.DataFrame:
 def outcome_label(outcome: str) -> str:
     if outcome == PROGRESSION:
         return "Drawing progression (index, stages)"
+    if outcome == DRAWING_AGE_GAP:
+        return "Drawing-age gap (cross-fitted, years)"
     return f"{AREA_LABELS.get(outcome, {}).get('en', outcome)} (ability, logits)"
 
 
@@ -220,16 +240,22 @@ def method_figures(data: MethodData, *, seed: int = 0) -> dict:
             pair = m[m["term"] == a].merge(m[m["term"] == b], on="unit", suffixes=("_a", "_b"))
             fig = correlation_figure(pair["mean_a"], pair["mean_b"])
             stability.append({"outcome": outcome, "from": a, "to": b, **fig})
-    areas = [k for k in means if k != PROGRESSION]
-    if PROGRESSION in means and areas:
+    areas = [k for k in means if k not in (PROGRESSION, DRAWING_AGE_GAP)]
+    drawing = [k for k in (PROGRESSION, DRAWING_AGE_GAP) if k in means]
+    if areas:
         ability = pd.concat([means[a] for a in areas]).groupby(["unit", "term"])["mean"].mean()
-        prog = means[PROGRESSION].set_index(["unit", "term"])["mean"]
-        both = pd.concat([prog.rename("progression"), ability.rename("ability")], axis=1).dropna()
-        for term in terms:
-            rows = both[both.index.get_level_values("term") == term]
-            convergent.append(
-                {"term": term, **correlation_figure(rows["progression"], rows["ability"])}
-            )
+        for outcome in drawing:
+            prog = means[outcome].set_index(["unit", "term"])["mean"]
+            both = pd.concat([prog.rename("drawing"), ability.rename("ability")], axis=1).dropna()
+            for term in terms:
+                rows = both[both.index.get_level_values("term") == term]
+                convergent.append(
+                    {
+                        "outcome": outcome,
+                        "term": term,
+                        **correlation_figure(rows["drawing"], rows["ability"]),
+                    }
+                )
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "min_n": min_n,
@@ -309,7 +335,7 @@ def _statements(data: MethodData, reliability: list[dict], convergent: list[dict
             f"Estimate the reliability of unit progression figures: fewer than {MIN_UNITS} "
             "units with enough photos in every term."
         )
-    conv = [c for c in convergent if c["value"] is not None]
+    conv = [c for c in convergent if c["value"] is not None and c["outcome"] == PROGRESSION]
     if conv:
         crossing = [c for c in conv if c["lo"] is not None and c["lo"] <= 0 <= c["hi"]]
         if crossing:
@@ -389,12 +415,24 @@ def method_data(session: Session, *, min_n: int) -> MethodData:
     backbone = stored_backbone_version(session)
     crossfit = latest_crossfit_model(backbone) if backbone else None
     drawing_age = None
+    gaps = pd.DataFrame(columns=["unit", "term", "gap"])
     if crossfit is not None:
         drawing_age = {
             "version": crossfit["version"],
             **crossfit.get("metrics", {}).get("crossfit", {}),
             "validation": model_validation_of(crossfit["version"]),
         }
+        heads = CrossFit.load(crossfit["path"])
+        stored = stored_photos(session, crossfit["feature_names"], backbone_version=backbone)
+        if heads is not None and len(stored.ages):
+            X = stage_inputs(stored.embeddings, stored.features)
+            gaps = pd.DataFrame(
+                {
+                    "unit": stored.units,
+                    "term": stored.terms,
+                    "gap": heads.gaps(X, stored.ages, stored.units),
+                }
+            )
     return MethodData(
         photos=photos[["unit", "term", "age_band", "expected_stage"]]
         if len(photos)
@@ -406,6 +444,7 @@ def method_data(session: Session, *, min_n: int) -> MethodData:
         stage_model=stage_model,
         drawing_age=drawing_age,
         min_n=min_n,
+        gaps=gaps,
     )
 
 
@@ -571,15 +610,21 @@ def render_html(fig: dict) -> str:
     )
 
     out.append(
-        "<h2>Convergent validity: drawing progression and assessed ability</h2>"
-        '<p class="note">Across units, Pearson r of the progression index with the mean '
-        "assessed ability over curriculum areas (age-band adjusted).</p>"
+        "<h2>Convergent validity: drawings and assessed ability</h2>"
+        '<p class="note">Across units, Pearson r of the progression index (and of the '
+        "drawing-age gap, where a cross-fitted model exists) with the mean assessed ability over "
+        "curriculum areas (age-band adjusted).</p>"
     )
-    out.append(forest_svg([(c["term"], c) for c in fig["convergent"]]))
+    out.append(
+        forest_svg([(f"{outcome_label(c['outcome'])}, {c['term']}", c) for c in fig["convergent"]])
+    )
     out.append(
         _table(
-            ["term", f"r [{level} %]"],
-            [[html.escape(c["term"]), _interval(c)] for c in fig["convergent"]],
+            ["drawing figure", "term", f"r with assessed ability [{level} %]"],
+            [
+                [html.escape(outcome_label(c["outcome"])), html.escape(c["term"]), _interval(c)]
+                for c in fig["convergent"]
+            ],
         )
     )
 

@@ -216,3 +216,29 @@ def test_spira_report_method_writes_a_self_contained_page_from_the_database(spir
     assert checker.fetching == [] and not checker.errors
     assert "not validated on real drawings" in page
     assert re.search(r"No stored ratings|rubric items", page)
+
+
+def test_the_report_adds_the_cross_fitted_drawing_age_gap_when_a_model_exists(
+    spira_env, tmp_path, monkeypatch
+):
+    from core.config import get_settings
+    from core.db import migrate, session_factory
+    from profiles.method_report import method_data
+    from tests.training.test_unit_age import _store
+    from training.unit_age import train_from_uploads
+
+    monkeypatch.setenv("SPIRA_MODELS_DIR", str(tmp_path / "models"))
+    get_settings.cache_clear()
+    migrate()
+    with session_factory()() as session:
+        _store(session, "simnet@00000000")
+        version = train_from_uploads(session, k=4, candidates=("ridge",))
+        session.commit()
+        data = method_data(session, min_n=5)
+    assert len(data.gaps) == 8 * 16 and data.drawing_age["version"] == version
+    fig = method_figures(data, seed=0)
+    rel = [r for r in fig["reliability"] if r["outcome"] == "drawing_age_gap"]
+    assert [r["n"] for r in rel] == [8, 8] and all(r["value"] is not None for r in rel)
+    page = render_html(fig)
+    assert "Drawing-age gap (cross-fitted, years)" in page and version in page
+    assert "no: not validated on real drawings" in page
