@@ -9,6 +9,10 @@ import pytest
 
 pytest_plugins = ["tests.postgres"]
 
+# OpenMP threads (scikit-learn's gradient boosting, PyTorch) wait for work by spinning; with a test
+# server, PostgreSQL or Label Studio busy on the same 2 cores that turned a 0.2-s fit into 6 s and a
+# 2-s one into 20 s. Waiting threads sleep instead (set before anything loads libgomp).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Tests never touch ./var, the network or a GPU unless they ask for it.
 os.environ.setdefault("SPIRA_ENV", "test")
 os.environ.setdefault("SPIRA_DEVICE", "cpu")

@@ -193,9 +193,109 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, n_bins: int = 1
 
 AGE_HEAD_FILE = "age_head.npz"
 AGE_ORDINAL_FILE = "age_ordinal.npz"
-AGE_HGB_FILE = "age_hgb.joblib"
+AGE_TREES_FILE = "age_trees.npz"
+#: The pickle older models kept the gradient-boosting head in; it is never loaded (a pickle can
+#: run code), such a model's age head must be retrained.
+OLD_AGE_HGB_FILE = "age_hgb.joblib"
 #: The kinds of age head :class:`DrawingAgeHead` can serve.
 AGE_HEAD_KINDS = ("ridge", "ordinal", "hgb")
+
+
+class TreeEnsemble:
+    """A fitted gradient-boosting regressor as plain arrays, evaluated with numpy.
+
+    Made from scikit-learn's HistGradientBoostingRegressor once it is fitted (:meth:`from_fitted`),
+    saved with ``numpy.savez`` (no pickle, so a model file cannot run code) and evaluated without
+    scikit-learn, which keeps ``spira stages`` from importing it (about 2 s). Nodes of all trees
+    are stacked; ``roots`` holds each tree's first node. A row goes left where its value is at most
+    the node's threshold, and where it is missing (NaN) as the node says; the prediction is the
+    baseline plus the values of the leaves reached.
+    """
+
+    FIELDS = ("feature", "threshold", "left", "right", "is_leaf", "missing_left", "value")
+
+    def __init__(
+        self,
+        *,
+        feature: np.ndarray,
+        threshold: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        is_leaf: np.ndarray,
+        missing_left: np.ndarray,
+        value: np.ndarray,
+        roots: np.ndarray,
+        baseline: float,
+    ) -> None:
+        self.feature = np.asarray(feature, np.int64)
+        self.threshold = np.asarray(threshold, np.float64)
+        self.left = np.asarray(left, np.int64)
+        self.right = np.asarray(right, np.int64)
+        self.is_leaf = np.asarray(is_leaf, bool)
+        self.missing_left = np.asarray(missing_left, bool)
+        self.value = np.asarray(value, np.float64)
+        self.roots = np.asarray(roots, np.int64)
+        self.baseline = float(baseline)
+        n = len(self.value)
+        inner = ~self.is_leaf
+        children = np.concatenate([self.left[inner], self.right[inner]])
+        if (
+            any(len(getattr(self, f)) != n for f in self.FIELDS)
+            or (children.size and (children.min() < 0 or children.max() >= n))
+            or (self.roots.size and (self.roots.min() < 0 or self.roots.max() >= n))
+        ):
+            raise ValueError("inconsistent tree arrays (node counts or child indices)")
+
+    @classmethod
+    def from_fitted(cls, estimator: Any) -> TreeEnsemble:
+        """From a fitted scikit-learn HistGradientBoostingRegressor (numeric features only)."""
+        parts, roots, offset = [], [], 0
+        for (tree,) in estimator._predictors:  # one tree per iteration for a regressor
+            nodes = tree.nodes
+            if nodes["is_categorical"].any():
+                raise ValueError("categorical splits are not supported")
+            roots.append(offset)
+            parts.append(nodes)
+            offset += len(nodes)
+        offsets = np.repeat(roots, [len(p) for p in parts])
+        nodes = np.concatenate(parts)
+        return cls(
+            feature=nodes["feature_idx"],
+            threshold=nodes["num_threshold"],
+            left=nodes["left"].astype(np.int64) + offsets,
+            right=nodes["right"].astype(np.int64) + offsets,
+            is_leaf=nodes["is_leaf"].astype(bool),
+            missing_left=nodes["missing_go_to_left"].astype(bool),
+            value=nodes["value"],
+            roots=np.asarray(roots),
+            baseline=float(np.ravel(estimator._baseline_prediction)[0]),
+        )
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for rows ``X`` (n, features), shape (n,)."""
+        X = np.asarray(X, np.float64)
+        rows = np.arange(len(X))
+        out = np.full(len(X), self.baseline)
+        for root in self.roots:
+            node = np.full(len(X), root)
+            active = ~self.is_leaf[node]
+            while active.any():
+                at = node[active]
+                x = X[rows[active], self.feature[at]]
+                go_left = np.where(np.isnan(x), self.missing_left[at], x <= self.threshold[at])
+                node[active] = np.where(go_left, self.left[at], self.right[at])
+                active = ~self.is_leaf[node]
+            out += self.value[node]
+        return out
+
+    def arrays(self) -> dict[str, Any]:
+        """What :meth:`from_arrays` needs, for ``numpy.savez``."""
+        out = {f: getattr(self, f) for f in self.FIELDS}
+        return out | {"roots": self.roots, "baseline": np.array(self.baseline)}
+
+    @classmethod
+    def from_arrays(cls, z: Any) -> TreeEnsemble:
+        return cls(**{f: z[f] for f in cls.FIELDS}, roots=z["roots"], baseline=float(z["baseline"]))
 
 
 class DrawingAgeHead:
@@ -238,12 +338,26 @@ class DrawingAgeHead:
         self.intercept_ = float(intercept)
         self.ordinal = ordinal
         self.bin_centres = None if bin_centres is None else np.asarray(bin_centres, np.float64)
-        self.estimator = estimator
+        self.trees: TreeEnsemble | None = None
+        if estimator is not None:
+            self.estimator = estimator
         self.components_ = None if components is None else np.asarray(components, np.float64)
         self.n_features = int(n_features)  # drawing features at the end of the inputs (hgb)
         self.bias_intercept = float(bias_intercept)
         self.bias_slope = float(bias_slope)
         self.n_features_in_ = len(self.mean_)
+
+    @property
+    def estimator(self) -> TreeEnsemble | None:
+        """The gradient-boosting head's trees; set it to a fitted scikit-learn regressor (or a
+        :class:`TreeEnsemble`) and it is kept as a :class:`TreeEnsemble`."""
+        return self.trees
+
+    @estimator.setter
+    def estimator(self, fitted: Any) -> None:
+        self.trees = (
+            fitted if isinstance(fitted, TreeEnsemble) else TreeEnsemble.from_fitted(fitted)
+        )
 
     def _standardise(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=np.float64)
@@ -269,7 +383,8 @@ class DrawingAgeHead:
         if self.kind == "ordinal":
             assert self.ordinal is not None and self.bin_centres is not None
             return self.ordinal.predict_proba(Z) @ self.bin_centres
-        return np.asarray(self.estimator.predict(self.tree_inputs(Z)), np.float64)
+        assert self.trees is not None
+        return self.trees.predict(self.tree_inputs(Z))
 
     def corrected(self, raw: np.ndarray, actual_age: np.ndarray) -> np.ndarray:
         """Bias-corrected drawing age where the actual age is known:
@@ -299,10 +414,8 @@ class DrawingAgeHead:
         np.savez(folder / AGE_HEAD_FILE, **arrays)
         if self.ordinal is not None:
             self.ordinal.save(folder / AGE_ORDINAL_FILE)
-        if self.estimator is not None:
-            import joblib  # lazy: joblib only for the gradient-boosting age head's file
-
-            joblib.dump(self.estimator, folder / AGE_HGB_FILE)
+        if self.trees is not None:
+            np.savez(folder / AGE_TREES_FILE, **self.trees.arrays())
 
     @classmethod
     def load(cls, folder: Path) -> DrawingAgeHead | None:
@@ -326,10 +439,17 @@ class DrawingAgeHead:
         if kind == "ordinal":
             kwargs["ordinal"], _ = OrdinalStageHead.load(folder / AGE_ORDINAL_FILE)
         if kind == "hgb":
-            import joblib  # lazy: joblib only for the gradient-boosting age head's file
-
-            # written by `spira train` into the model's own folder, like the head files
-            kwargs["estimator"] = joblib.load(folder / AGE_HGB_FILE)
+            if not (folder / AGE_TREES_FILE).is_file():
+                old = (
+                    " (it has the old pickled age_hgb.joblib)"
+                    if (folder / OLD_AGE_HGB_FILE).is_file()
+                    else ""
+                )
+                raise FileNotFoundError(
+                    f"{folder} lacks {AGE_TREES_FILE}{old}: retrain the model with `spira train`"
+                )
+            with np.load(folder / AGE_TREES_FILE, allow_pickle=False) as z:
+                kwargs["estimator"] = TreeEnsemble.from_arrays(z)
         return cls(kind, **kwargs)
 
 
