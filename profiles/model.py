@@ -85,6 +85,17 @@ def _weighted_ridge(
     return float(ym - xm @ coef), coef
 
 
+def _gain_reason(gain: float, min_gain: float) -> str:
+    if gain >= 0.0005:
+        return (
+            f"lowers the cross-validation error by {gain:.1%}, less than the {min_gain:.0%} "
+            "required"
+        )
+    if gain <= -0.0005:
+        return f"raises the cross-validation error by {-gain:.1%}"
+    return "leaves the cross-validation error unchanged"
+
+
 class OptionalFeature(BaseModel):
     """How one optional feature fared in the model's cross-validated forward selection.
 
@@ -243,10 +254,7 @@ class ContextModel(BaseEstimator):
                         feature=f,
                         used=False,
                         cv_gain=gains[f],
-                        reason=f"lowers the cross-validation error by {gains[f]:.1%}, less "
-                        f"than the {self.min_gain:.0%} required"
-                        if gains[f] >= 0
-                        else f"raises the cross-validation error by {-gains[f]:.1%}",
+                        reason=_gain_reason(gains[f], self.min_gain),
                     )
                 if gains[best] < self.min_gain:
                     break

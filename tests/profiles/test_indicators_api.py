@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from core.models import AuditEvent, QualityIndicator, UnitContext
 from tests.api.conftest import PASSWORD, token, unit_and_group
+from tests.api.test_assessment_and_profiles import UNITS, _ratings_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 CONTEXT = (EXAMPLES / "context.example.csv").read_bytes()
@@ -117,6 +118,27 @@ def test_context_import_with_indicators_profile_cli_and_export(api, tmp_path):
         ],
     )
     assert result.exit_code == 1 and "'outdoor_hours'" in _out(result)
+
+    # with outcomes to model (ratings and a second term of context), `spira profiles build`
+    # reports per outcome which indicators its contextual model tried and used
+    vt = pd.read_csv(EXAMPLES / "context.example.csv").assign(term="2026-VT")
+    vt["children_per_fte"] = (vt["children_per_fte"] + 0.3).round(2)
+    vt.to_csv(path, index=False)
+    assert runner.invoke(app, ["profiles", "import-context", str(path)]).exit_code == 0
+    r = api.post(
+        "/api/ratings/import",
+        headers=res,
+        files={"file": ("r.csv", _ratings_csv(UNITS, n_sheets=480), "text/csv")},
+    )
+    assert r.status_code == 200, r.text
+    result = runner.invoke(app, ["profiles", "build"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in _out(result).split("contextual model for ")[1:]]
+    assert lines, result.output
+    for line in lines:
+        assert "quality indicators used:" in line
+        for key in ("staff_competence_development", "parent_satisfaction", "staff_sick_leave"):
+            assert f"{key}:" in line  # each tried, with the reason it was or was not used
 
     out = tmp_path / "export"
     result = runner.invoke(app, ["profiles", "export", "--format", "csv", "--out", str(out)])
