@@ -260,3 +260,16 @@ def test_export_indicator_and_measure_columns_are_documented():
     for pattern in ("indicator_<key>", "indicator_<key>_municipality_mean"):
         assert f"`{pattern}`" in doc
     assert "indicators.example.csv" in doc and "higher_better" in doc
+
+
+def test_what_if_skips_a_model_whose_indicator_the_unit_has_not_measured(with_indicators):
+    from profiles.profile import what_if
+
+    ctx, models, _ = with_indicators
+    row = ctx.iloc[0].to_dict()
+    answered = {r.outcome for r in what_if(models, row, {"children_per_fte": -0.5})}
+    assert "progression" in answered
+    row[indicator_column("quality_work")] = float("nan")  # not measured for this unit and term
+    uses_it = {o for o, m in models.items() if indicator_column("quality_work") in m.features_}
+    answered = {r.outcome for r in what_if(models, row, {"children_per_fte": -0.5})}
+    assert "progression" in uses_it and answered == set(models) - uses_it
