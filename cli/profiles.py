@@ -67,6 +67,32 @@ def import_context_command(
         )
 
 
+@app.command("indicators")
+def indicators_command(
+    as_json: bool = typer.Option(False, "--json", help="print the dictionary as JSON lines"),
+) -> None:
+    """List the municipality's declared quality indicators (the stored indicator dictionary)."""
+    # lazy: loaded only when the command runs, so `spira --help` stays fast
+    from dataclasses import asdict
+
+    from profiles.store import stored_indicators
+
+    with _session() as session:
+        declared = stored_indicators(session)
+    for ind in declared:
+        if as_json:
+            print(json.dumps(asdict(ind), ensure_ascii=False))
+        else:
+            span = "" if ind.low is None and ind.high is None else f"\t[{ind.low}, {ind.high}]"
+            print(f"{ind.key}\t{ind.label_en} ({ind.label_sv})\t{ind.unit}\t{ind.direction}{span}")
+    if not declared:
+        err.print(
+            "no quality indicators declared; declare them with "
+            "`spira profiles import-context FILE --indicators DICT.csv`",
+            markup=False,
+        )
+
+
 @app.command("build")
 def build_command(
     as_json: bool = typer.Option(False, "--json", help="print every profile as JSON lines"),

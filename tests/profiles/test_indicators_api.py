@@ -5,6 +5,7 @@ dictionary and the export carries the indicator columns."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -98,6 +99,11 @@ def test_context_import_with_indicators_profile_cli_and_export(api, tmp_path):
     assert values["staff_sick_leave"]["direction"] == "lower_better"
 
     runner = CliRunner()
+    listed = runner.invoke(app, ["profiles", "indicators", "--json"])
+    assert listed.exit_code == 0, listed.output
+    declared = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [d["key"] for d in declared] == sorted(values)
+    assert {d["key"]: (d["low"], d["high"]) for d in declared}["parent_satisfaction"] == (0, 100)
     path = tmp_path / "context.csv"
     path.write_bytes(CONTEXT)
     # declared once, remembered: the same columns import without the dictionary
