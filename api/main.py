@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import pages
 from api.errors import validation_error_answer
-from api.routes import admin, assessment, auth, images, photos, research, units
+from api.routes import admin, assessment, auth, images, network, photos, research, units
 from api.routes import annotations as annotation_routes
 from core.audit import AuditWriter
 from core.config import get_settings
@@ -292,6 +292,7 @@ def create_app(*, start_worker: bool | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(photos.router)
     app.include_router(units.router)
+    app.include_router(network.router)
     app.include_router(assessment.router)
     app.include_router(images.router)
     app.include_router(annotation_routes.router)

@@ -77,3 +77,10 @@ def unit_page(unit_id: int) -> HTMLResponse:
 def research_page() -> HTMLResponse:
     """The researchers' page: models and their metrics, annotation agreement, assessment fit."""
     return _shell("research.html")
+
+
+@router.get("/network", include_in_schema=False)
+def network_page() -> HTMLResponse:
+    """The municipality's network view for administrators and researchers: every unit's
+    development areas and measures this term, and the areas units share (no ranking)."""
+    return _shell("network.html")

@@ -307,3 +307,98 @@ class MeasureOut(BaseModel):
         description="the area's change since the measure began, from the term after its start "
         "(follow-up, not proof that the measure worked)",
     )
+
+
+class MeasureSuggestionOut(BaseModel):
+    title_sv: str
+    title_en: str
+    text_sv: str = Field(description="the area's help text, to be edited before saving")
+    text_en: str
+
+
+class MeasureAreaOut(BaseModel):
+    """An area a measure may address, with suggestions from the area's help texts."""
+
+    area: str = Field(examples=["mathematics"])
+    label_sv: str
+    label_en: str
+    suggestions: list[MeasureSuggestionOut]
+
+
+class MeasureTermOut(BaseModel):
+    """A measure as it stands in one term: just started, followed up, or no comparison."""
+
+    id: int
+    unit_id: int
+    title: str
+    area: str
+    label_sv: str
+    label_en: str
+    start_term: str
+    decided_by: str
+    status: Literal["starts", "follow_up", "no_comparison"]
+    follow_up: FollowUpOut | None = Field(
+        description="the area's change from the measure's baseline to this term (follow-up, "
+        "not proof that the measure worked)"
+    )
+
+
+FOLLOW_UP_NOTE_SV = (
+    "Uppföljningen visar hur området har rört sig sedan åtgärden började, inte att åtgärden "
+    "orsakade det: annat har också förändrats."
+)
+FOLLOW_UP_NOTE_EN = (
+    "The follow-up shows how the area moved since the measure began, not that the measure "
+    "caused it: other things changed too."
+)
+
+
+class TermSummaryOut(BaseModel):
+    """Every measure of a unit running in a term, with the follow-up of its area."""
+
+    unit_id: int
+    unit: str
+    term: str | None
+    measures: list[MeasureTermOut]
+    note_sv: str = FOLLOW_UP_NOTE_SV
+    note_en: str = FOLLOW_UP_NOTE_EN
+
+
+class NetworkAreaOut(BaseModel):
+    area: str
+    label_sv: str
+    label_en: str
+
+
+class NetworkUnitOut(BaseModel):
+    unit_id: int
+    unit: str
+    has_profile: bool = Field(description="whether the unit has a profile for the term")
+    development_areas: list[NetworkAreaOut]
+    measures: list[MeasureTermOut]
+
+
+class CommonAreaOut(BaseModel):
+    area: str
+    label_sv: str
+    label_en: str
+    units: list[str] = Field(description="the units sharing the area, alphabetically")
+    n_units: int
+    n_development: int = Field(description="units with the area as a development area")
+    n_measures: int = Field(description="units with a measure running for the area")
+
+
+class NetworkOut(BaseModel):
+    """The municipality's network in one term: every unit (alphabetically, never ranked) with
+    its development areas and running measures, and the areas shared by several units."""
+
+    term: str | None
+    terms: list[str]
+    units: list[NetworkUnitOut]
+    common_areas: list[CommonAreaOut]
+    note_sv: str = "Enheterna står i bokstavsordning; sidan rangordnar inte enheter. " + (
+        FOLLOW_UP_NOTE_SV
+    )
+    note_en: str = "Units are listed alphabetically; the view ranks no units. " + (
+        FOLLOW_UP_NOTE_EN
+    )

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.domain import Term
-from core.models import Group, Municipality, Unit, User
+from core.models import Group, Measure, Municipality, Unit, User
 from core.storage import get_store
 from core.users import upsert_user
 
@@ -163,6 +163,72 @@ def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) 
     return n_context, n_sheets
 
 
+#: Demo measures (issue 19): (unit, area, start term, title, description). Two start in the first
+#: demo term so the second shows their follow-up; two share an area so the network view has a
+#: common area. No child information, as in real use.
+DEMO_MEASURES: tuple[tuple[str, str, str, str, str], ...] = (
+    (
+        "Dalhem",
+        "mathematics",
+        "2026-VT",
+        "Matematik i lek och rutiner",
+        "Antal, form och mönster i samlingar, måltider och utelek; arbetslaget följer upp "
+        "på reflektionsmötena.",
+    ),
+    (
+        "Adolfsberg",
+        "progression",
+        "2026-VT",
+        "Mer tid och material för att teckna",
+        "Ett ritbord framme hela dagen i båda grupperna och samtal om teckningarna.",
+    ),
+    (
+        "Maria Park",
+        "progression",
+        "2026-HT",
+        "Teckna och berätta",
+        "Barnen berättar om sina teckningar i små grupper en gång i veckan.",
+    ),
+    (
+        "Olympia",
+        "language_communication",
+        "2026-HT",
+        "Högläsning och samtal i grupperna",
+        "Daglig högläsning i mindre grupper med samtal om texten.",
+    ),
+)
+
+
+def seed_measures(session: Session, units: list[Unit]) -> int:
+    """Add the demo measures once (a unit's measure with the same title is not added again);
+    returns how many were added."""
+    # lazy: profiles.measures pulls in the profile model (scipy, scikit-learn); seed_structure
+    # alone (tests) does not need it
+    from profiles.measures import create_measure
+
+    by_name = {u.name: u for u in units}
+    added = 0
+    for unit_name, area, start, title, description in DEMO_MEASURES:
+        unit = by_name.get(unit_name)
+        if unit is None or session.scalar(
+            select(Measure.id).where(Measure.unit_id == unit.id, Measure.title == title)
+        ):
+            continue
+        principal = session.scalar(
+            select(User).where(User.role == "principal", User.units.any(Unit.id == unit.id))
+        )
+        fields = {
+            "title": title,
+            "area": area,
+            "start_term": start,
+            "description": description,
+            "decided_by": "Rektor och arbetslag",
+        }
+        create_measure(session, unit.id, fields, principal.id if principal else None)
+        added += 1
+    return added
+
+
 def seed_demo(
     factory: sessionmaker[Session],
     *,
@@ -187,7 +253,10 @@ def seed_demo(
         units = seed_structure(session)
         credentials = seed_users(session, units)
         n_context, n_sheets = seed_context_and_ratings(session, units, seed=seed)
+        n_measures = seed_measures(session, units)
         session.commit()
+        if n_measures:
+            log(f"seeded {n_measures} measures (åtgärder) for the network and follow-up views")
         if n_context or n_sheets:
             log(
                 f"seeded organisational data ({n_context} unit-terms) and {n_sheets} rated response sheets"

@@ -11,15 +11,17 @@ n; it is never a claim that the measure caused the change.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from statistics import NormalDist
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.domain import AREA_LABELS, term_problem, term_sort_key, text_problem
 from core.models import Measure
+from profiles.profile import OUTCOME_LABELS, area_suggestion
 
 #: Areas a measure may address: drawing progression and the curriculum areas.
 MEASURE_AREAS: tuple[str, ...] = ("progression", *AREA_LABELS)
@@ -242,19 +244,130 @@ def area_figures(profiles: Mapping[str, object], area: str) -> dict[str, dict[st
         row = next((e for e in profile.expected if e.outcome == area), None)  # type: ignore[attr-defined]
         if row is None:
             continue
+        # The profile's intervals are at its own level (90 % by default) and follow_up reads
+        # intervals as 95 % ones: widen them to 95 % first.
+        widen = _Z / NormalDist().inv_cdf(0.5 + float(profile.level) / 2)  # type: ignore[attr-defined]
         se = None
         if area == "progression":
             se = _se(profile.progression.index_lo, profile.progression.index_hi)  # type: ignore[attr-defined]
+            se = None if se is None else se * widen
         else:
             fig = next((a for a in profile.ability if a.area == area), None)  # type: ignore[attr-defined]
             se = fig.se if fig is not None else None
+        res, lo, hi = row.residual, row.residual_lo, row.residual_hi
         out[term] = {
             "n": row.n,
             "suppressed": row.suppressed,
             "observed": row.observed,
             "observed_se": se,
-            "residual": row.residual,
-            "residual_lo": row.residual_lo,
-            "residual_hi": row.residual_hi,
+            "residual": res,
+            "residual_lo": None if res is None or lo is None else res - (res - lo) * widen,
+            "residual_hi": None if res is None or hi is None else res + (hi - res) * widen,
         }
     return out
+
+
+# ---- suggestions, term summary and the network view ------------------------------------------
+
+#: A short title per area for the suggestion taken from the area's help text (the "Förslag" of
+#: the development-area explanation, profiles.profile.area_suggestion); both are edited before
+#: saving.
+_SUGGESTION_TITLES: dict[str, dict[str, str]] = {
+    "progression": {
+        "sv": "Mer tid och material för att teckna",
+        "en": "More time and materials for drawing",
+    },
+    "language_communication": {
+        "sv": "Högläsning, samtal och berättande i grupperna",
+        "en": "Reading aloud, conversation and storytelling in the groups",
+    },
+    "mathematics": {"sv": "Matematik i lek och rutiner", "en": "Mathematics in play and routines"},
+    "science_technology": {
+        "sv": "Utforska, pröva och bygga",
+        "en": "Exploring, testing and building",
+    },
+    "creative_expression": {
+        "sv": "Tid, plats och material för skapande",
+        "en": "Time, space and materials for creative expression",
+    },
+    "social_emotional": {
+        "sv": "Lek, vänskap och känslor i grupperna",
+        "en": "Play, friendship and feelings in the groups",
+    },
+}
+
+
+def area_label(area: str) -> dict[str, str]:
+    """{"sv", "en"} label of a measure area."""
+    return dict(OUTCOME_LABELS[area])
+
+
+def suggestions() -> list[dict[str, object]]:
+    """Every measure area with its label and the suggestions a principal may pick and edit:
+    [{area, label_sv, label_en, suggestions: [{title_sv, title_en, text_sv, text_en}]}]."""
+    out: list[dict[str, object]] = []
+    for area in MEASURE_AREAS:
+        label, text, title = area_label(area), area_suggestion(area), _SUGGESTION_TITLES[area]
+        out.append(
+            {
+                "area": area,
+                "label_sv": label["sv"],
+                "label_en": label["en"],
+                "suggestions": [
+                    {
+                        "title_sv": title["sv"],
+                        "title_en": title["en"],
+                        "text_sv": text["sv"],
+                        "text_en": text["en"],
+                    }
+                ],
+            }
+        )
+    return out
+
+
+def running_in(measures: Sequence[Measure], term: str) -> list[Measure]:
+    """The measures that have started by ``term`` (a measure has no end term: it runs until it
+    is deleted)."""
+    key = term_sort_key(term)
+    return [m for m in measures if term_sort_key(m.start_term) <= key]
+
+
+def term_status(measure: Measure, rows: Sequence[FollowUp], term: str) -> str:
+    """How a running measure stands in ``term``: "starts" (its start term), "follow_up" (a
+    follow-up row exists for the term) or "no_comparison" (no figures of its area that term)."""
+    if measure.start_term == term:
+        return "starts"
+    return "follow_up" if any(r.term == term for r in rows) else "no_comparison"
+
+
+def common_areas(
+    development: Mapping[str, Sequence[str]], measured: Mapping[str, Sequence[str]]
+) -> list[dict[str, object]]:
+    """Areas shared by at least two units, as development area or measure: where a network
+    meeting on the area could help. ``development``/``measured``: unit -> areas. Returns
+    [{area, label_sv, label_en, units, n_units, n_development, n_measures}], most shared first
+    (areas are ordered, units never are: their names are listed alphabetically)."""
+    by_area: dict[str, set[str]] = {}
+    for source in (development, measured):
+        for unit, areas in source.items():
+            for area in areas:
+                by_area.setdefault(area, set()).add(unit)
+    out = []
+    for area, units in by_area.items():
+        if len(units) < 2:
+            continue
+        label = area_label(area)
+        out.append(
+            {
+                "area": area,
+                "label_sv": label["sv"],
+                "label_en": label["en"],
+                "units": sorted(units),
+                "n_units": len(units),
+                "n_development": sum(area in a for a in development.values()),
+                "n_measures": sum(area in a for a in measured.values()),
+            }
+        )
+    order = {a: i for i, a in enumerate(MEASURE_AREAS)}
+    return sorted(out, key=lambda r: (-int(r["n_units"]), order.get(str(r["area"]), 99)))  # type: ignore[call-overload]

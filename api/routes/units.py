@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,10 +22,13 @@ from api.deps import (
 from api.schemas import (
     ErrorOut,
     FollowUpOut,
+    MeasureAreaOut,
     MeasureIn,
     MeasureOut,
     MeasurePatch,
+    MeasureTermOut,
     SkippedRowsOut,
+    TermSummaryOut,
     UnitOut,
     UnitProfileOut,
     WhatIfIn,
@@ -33,7 +36,7 @@ from api.schemas import (
 )
 from core.audit import record
 from core.config import get_settings
-from core.domain import term_sort_key
+from core.domain import term_problem, term_sort_key
 from core.models import Unit, User
 from core.users import Principal
 from profiles import measures as measures_domain
@@ -255,11 +258,45 @@ def what_if_route(
 # principal of the unit, or an administrator. Every read and change is audited.
 
 
-def _measure_out(measure, unit_name: str, profiles: dict, min_n: int) -> MeasureOut:
+def _follow_up_rows(
+    measure, unit_name: str, profiles: dict, min_n: int
+) -> list[measures_domain.FollowUp]:
     figures = measures_domain.area_figures(
         {t: p for (u, t), p in profiles.items() if u == unit_name}, measure.area
     )
-    rows = measures_domain.follow_up(measure.start_term, figures, min_n)
+    return measures_domain.follow_up(measure.start_term, figures, min_n)
+
+
+def _follow_up_out(row: measures_domain.FollowUp) -> FollowUpOut:
+    return FollowUpOut(
+        **row.__dict__,
+        text_sv=measures_domain.follow_up_text(row, "sv"),
+        text_en=measures_domain.follow_up_text(row, "en"),
+    )
+
+
+def measure_in_term(measure, unit_name: str, profiles: dict, min_n: int, term: str):
+    """A running measure as it stands in ``term`` (MeasureTermOut), for the term summary and
+    the network view."""
+    rows = _follow_up_rows(measure, unit_name, profiles, min_n)
+    row = next((r for r in rows if r.term == term), None)
+    label = measures_domain.area_label(measure.area)
+    return MeasureTermOut(
+        id=measure.id,
+        unit_id=measure.unit_id,
+        title=measure.title,
+        area=measure.area,
+        label_sv=label["sv"],
+        label_en=label["en"],
+        start_term=measure.start_term,
+        decided_by=measure.decided_by,
+        status=measures_domain.term_status(measure, rows, term),  # type: ignore[arg-type]
+        follow_up=_follow_up_out(row) if row is not None else None,
+    )
+
+
+def _measure_out(measure, unit_name: str, profiles: dict, min_n: int) -> MeasureOut:
+    rows = _follow_up_rows(measure, unit_name, profiles, min_n)
     out = MeasureOut.model_validate(
         {
             c: getattr(measure, c)
@@ -276,14 +313,7 @@ def _measure_out(measure, unit_name: str, profiles: dict, min_n: int) -> Measure
             )
         }
     )
-    out.follow_up = [
-        FollowUpOut(
-            **r.__dict__,
-            text_sv=measures_domain.follow_up_text(r, "sv"),
-            text_en=measures_domain.follow_up_text(r, "en"),
-        )
-        for r in rows
-    ]
+    out.follow_up = [_follow_up_out(r) for r in rows]
     return out
 
 
@@ -318,6 +348,50 @@ def list_unit_measures(
     ]
     record_read(request, session, user.username, "measures", unit.id, {"n": len(out)})
     return out
+
+
+@router.get(
+    "/measures/areas",
+    response_model=list[MeasureAreaOut],
+    summary="Areas a measure may address, with suggestions from each area's help text",
+)
+def measure_areas(user: CurrentUser) -> list[MeasureAreaOut]:
+    return [MeasureAreaOut.model_validate(a) for a in measures_domain.suggestions()]
+
+
+@router.get(
+    "/units/{unit_id}/measures/summary",
+    response_model=TermSummaryOut,
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    summary="Term summary: every measure of the unit running in the term, with its follow-up",
+)
+def unit_term_summary(
+    request: Request,
+    session: SessionDep,
+    user: CurrentUser,
+    unit_id: UnitId,
+    term: Annotated[str | None, Query(max_length=8, examples=["2026-HT"])] = None,
+) -> TermSummaryOut:
+    unit = readable_unit(session, user, unit_id)
+    if term is not None and (problem := term_problem(term, "term")):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=problem)
+    built = profile_service.build(session)
+    measures = measures_domain.list_measures(session, unit.id)
+    known = _unit_terms(built, unit.name) + [m.start_term for m in measures]
+    chosen = term or (max(known, key=term_sort_key) if known else None)
+    min_n = get_settings().min_group_size
+    rows = (
+        [
+            measure_in_term(m, unit.name, built["profiles"], min_n, chosen)
+            for m in measures_domain.running_in(measures, chosen)
+        ]
+        if chosen
+        else []
+    )
+    record_read(
+        request, session, user.username, "measures", unit.id, {"term": chosen, "n": len(rows)}
+    )
+    return TermSummaryOut(unit_id=unit.id, unit=unit.name, term=chosen, measures=rows)
 
 
 def _problem(err: ValueError) -> HTTPException:

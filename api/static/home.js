@@ -58,7 +58,14 @@ function renderUnits() {
     box.prepend(el("p", {}, el("a", { class: "button", href: "/upload" }, t("upload_link"))));
   }
   if (session() && ["researcher", "admin"].includes(session().user.role)) {
-    box.prepend(el("p", {}, el("a", { class: "button secondary", href: "/research", id: "research-link" }, t("research_link"))));
+    box.prepend(
+      el(
+        "p",
+        { class: "exports" },
+        el("a", { class: "button secondary", href: "/research", id: "research-link" }, t("research_link")),
+        el("a", { class: "button secondary", href: "/network", id: "network-link" }, t("network_link")),
+      ),
+    );
   }
 }
 

@@ -1,5 +1,8 @@
-// A unit's profile page (/units/{id}) for principals: progression against the age bands, the trend
-// across terms, assessment by curriculum area, context against the references, expected vs
+// A unit's profile page (/units/{id}) for principals. It leads with a short summary (development
+// areas, the strongest area, how sure the figures are, what changed since last term); the detailed
+// panels follow, collapsible, in the order a principal reads them: development areas, measures,
+// expected vs observed, assessment, trend, progression against the age bands, context, similar
+// units, triangulation. The panels: progression against the age bands, the trend across terms, assessment by curriculum area, context against the references, expected vs
 // observed (as a deviation, never a ranking), development areas, similar units and the
 // triangulation note. Data: GET /api/units/{id}/profile[?term=]; every chart comes from charts.js
 // with a text alternative; suppressed figures say "too few to show".
@@ -7,11 +10,16 @@
 import { $, el } from "./dom.js";
 import { fmt, intervalChart, referenceChart, stageDistributionChart, trendChart } from "./charts.js";
 import { lang, measureUnit, setupLanguageSwitch, t } from "./i18n.js";
-import { getJSON, loadSession, signOut } from "./session.js";
+import { csrfToken, getJSON, loadSession, session, signOut } from "./session.js";
 import { renderTopBar } from "./topbar.js";
 
 const unitId = Number(location.pathname.split("/").filter(Boolean)[1]);
 let data = null; // the UnitProfileOut last loaded
+let measures = null; // {ok, status, data} of GET /api/units/{id}/measures
+let areas = []; // MeasureAreaOut[]: areas a measure may address, with suggestions
+let editing = null; // id of the measure being edited, or null for a new one
+let draft = null; // the form's values, kept across re-renders (term and language changes)
+let flash = ""; // the last write's outcome, shown in the measures panel
 
 const locale = () => (lang() === "en" ? "en-GB" : "sv-SE");
 const num = (v, digits = 2) => fmt(v, digits, locale());
@@ -22,8 +30,110 @@ const withInterval = (v, lo, hi, digits = 2) =>
   v == null ? { text: t("too_few"), class: "suppressed" } : `${num(v, digits)} [${num(lo, digits)}, ${num(hi, digits)}]`;
 const tooFewCell = () => ({ text: t("too_few"), class: "suppressed" });
 
+// Panels a principal opens (kept across re-renders: term and language changes). The page leads
+// with the summary; of the detailed panels only development areas and measures start open.
+const openPanels = new Set(["sec-development", "sec-measures"]);
+
+/** A collapsible panel (<details>) with its heading in the <summary>. */
 function section(id, titleKey, ...body) {
-  return el("section", { class: "card", id, "aria-labelledby": `${id}-h` }, el("h2", { id: `${id}-h` }, t(titleKey)), ...body);
+  const panel = el(
+    "details",
+    { class: "card panel", id },
+    el("summary", {}, el("h2", { id: `${id}-h` }, t(titleKey))),
+    ...body,
+  );
+  panel.open = openPanels.has(id);
+  panel.addEventListener("toggle", () => (panel.open ? openPanels.add(id) : openPanels.delete(id)));
+  return panel;
+}
+
+/** A list of names as "a, b och c" / "a, b and c". */
+function listText(names) {
+  if (names.length < 2) return names.join("");
+  return `${names.slice(0, -1).join(", ")} ${t("and")} ${names[names.length - 1]}`;
+}
+
+/** Change between two interval figures {value, lo, hi} (intervals combined as independent). */
+function change(now, before) {
+  if (!now || !before) return null;
+  const half = Math.hypot((now.hi - now.lo) / 2, (before.hi - before.lo) / 2);
+  const value = now.value - before.value;
+  return { value, lo: value - half, hi: value + half, clear: value - half > 0 || value + half < 0 };
+}
+
+const signed = (v) => (v > 0 ? "+" : v < 0 ? "−" : "") + num(Math.abs(v));
+const changeText = (c) => `${signed(c.value)} [${num(c.lo)}, ${num(c.hi)}]`;
+
+/**
+ * The answer first: this term's development areas (or that none stands out), the strongest area,
+ * how sure the figures are (n, suppression, model validation) and what changed since last term.
+ */
+function summarySection(term, terms) {
+  const p = data.profile;
+  const items = [];
+  const item = (key, cls, ...text) => items.push(el("li", { class: cls, "data-summary": key }, el("strong", {}, `${t(`sum_${key}`)}: `), ...text));
+  // development areas
+  if (!p) item("areas", "", t("no_profile_term"));
+  else if (p.development_areas.length) item("areas", "warn", t("sum_areas_list", { areas: listText(p.development_areas.map((d) => loc(d))) }));
+  else item("areas", "", t("no_development"));
+  // the strongest area: most credibly above its expected value (deviation over interval
+  // half-width, so areas in stages and in logits compare on one scale)
+  if (p) {
+    const shown = p.expected.filter((e) => !e.suppressed && e.shrunk_residual != null && e.shrunk_lo != null && e.shrunk_hi > e.shrunk_lo);
+    // above expectation as shown (a deviation that rounds to 0,00 is not above)
+    const above = shown.filter((e) => e.shrunk_residual >= 0.005);
+    const score = (e) => e.shrunk_residual / ((e.shrunk_hi - e.shrunk_lo) / 2);
+    const best = above.sort((a, b) => score(b) - score(a))[0];
+    if (!shown.length) item("strongest", "", t("sum_strongest_none"));
+    else if (!best) item("strongest", "", t("sum_strongest_none_above"));
+    else {
+      const vars = { area: loc(best), dev: withInterval(best.shrunk_residual, best.shrunk_lo, best.shrunk_hi) };
+      item("strongest", "", t(best.shrunk_lo > 0 ? "sum_strongest_clear" : "sum_strongest_within", vars));
+    }
+  }
+  // how sure: n, what is withheld, what the stage model was validated on
+  const nSheets = p ? p.ability.reduce((a, b) => a + b.n_sheets, 0) : 0;
+  const withheld =
+    (term ? term.by_age_band.filter((b) => b.suppressed).length + (term.suppressed ? 1 : 0) : 0) +
+    (p ? p.ability.filter((a) => a.suppressed).length + p.expected.filter((e) => e.suppressed).length : 0);
+  const validation = data.model_validation || { status: "synthetic_only" };
+  item(
+    "certainty",
+    validation.status === "validated" ? "" : "warn",
+    t("sum_n", { photos: term ? term.n_photos : 0, sheets: nSheets }),
+    " ",
+    withheld ? t("sum_withheld", { n: withheld, min: data.min_group_size }) : t("sum_none_withheld"),
+    " ",
+    validation.status === "validated" ? t("sum_validated", { text: validation.text }) : t("sum_synthetic"),
+  );
+  // since last term: the age-adjusted index and every assessed area whose change is clear
+  const at = terms.findIndex((x) => x.term === data.term);
+  const before = at > 0 ? terms[at - 1] : null;
+  if (!before) item("changed", "", t("sum_no_earlier"));
+  else {
+    const parts = [];
+    const c = change(term && term.index, before.index);
+    parts.push(c ? t(c.clear ? "sum_index_changed" : "sum_index_same", { change: changeText(c), term: before.term }) : t("sum_index_too_few", { term: before.term }));
+    if (p) {
+      const moved = p.ability
+        .map((a) => {
+          const prev = p.ability_previous.filter((x) => x.area === a.area && x.term === before.term && !x.suppressed && x.ability != null)[0];
+          if (a.suppressed || a.ability == null || !prev) return null;
+          const ch = change({ value: a.ability, lo: a.ability_lo, hi: a.ability_hi }, { value: prev.ability, lo: prev.ability_lo, hi: prev.ability_hi });
+          return ch && ch.clear ? `${loc(a)} ${changeText(ch)}` : null;
+        })
+        .filter(Boolean);
+      parts.push(moved.length ? t("sum_areas_moved", { areas: moved.join("; ") }) : t("sum_areas_steady"));
+    }
+    item("changed", "", parts.join(" "));
+  }
+  return el(
+    "section",
+    { class: "card summary", id: "summary", "aria-labelledby": "summary-h" },
+    el("h2", { id: "summary-h" }, t("sum_title", { term: data.term || "–" })),
+    el("ul", { class: "summary-list" }, ...items),
+    el("p", { class: "hint" }, t("sum_note")),
+  );
 }
 
 /** Stage distribution of the chosen term against the stage its age bands lead one to expect. */
@@ -235,6 +345,244 @@ function developmentSection(profile) {
   return section("sec-development", "sec_development", el("ol", { class: "development-list" }, ...items));
 }
 
+// ---- measures (åtgärder) ---------------------------------------------------------------------
+
+/** "2026-HT" -> a number that orders terms (VT before HT). */
+const termKey = (x) => Number(x.slice(0, 4)) * 2 + (x.endsWith("HT") ? 1 : 0);
+const areaLabel = (area) => {
+  const a = areas.find((x) => x.area === area);
+  return a ? loc(a) : area;
+};
+const changeCell = (v, lo, hi) =>
+  v == null ? tooFewCell() : lo == null ? signed(v) : `${signed(v)} [${signed(lo)}, ${signed(hi)}]`;
+
+/** One follow-up row as a sentence in the page's language and number format. */
+function followUpText(f) {
+  if (f.suppressed || f.observed_change == null) return t("follow_up_too_few", { term: f.term, n: f.n });
+  return t("follow_up_text", {
+    term: f.term,
+    base: f.baseline_term,
+    change: changeCell(f.observed_change, f.observed_lo, f.observed_hi),
+    res: f.residual_change == null ? "–" : changeCell(f.residual_change, f.residual_lo, f.residual_hi),
+    n: f.n,
+  });
+}
+
+function mayWriteMeasures() {
+  const s = session();
+  if (!s) return false;
+  return s.user.role === "admin" || (s.user.role === "principal" && s.user.units.some((u) => u.id === unitId));
+}
+
+/** A table of cells (strings or {text, class}) with a header row. */
+function simpleTable(head, rows, attrs = {}) {
+  const cell = (c) => (c && typeof c === "object" ? el("td", { class: c.class }, c.text) : el("td", {}, String(c)));
+  return el(
+    "div",
+    { class: "table-wrap" },
+    el(
+      "table",
+      attrs,
+      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map(cell)))),
+    ),
+  );
+}
+
+/** Every measure running in the chosen term with how it stands: just started or followed up. */
+function termSummary(list) {
+  if (!data.term) return null;
+  const running = list.filter((m) => termKey(m.start_term) <= termKey(data.term));
+  if (!running.length) return null;
+  const rows = running.map((m) => {
+    const row = m.follow_up.find((f) => f.term === data.term);
+    const status = m.start_term === data.term ? t("ts_starts") : row ? followUpText(row) : t("ts_no_row");
+    return [m.title, areaLabel(m.area), m.start_term, status];
+  });
+  return el(
+    "div",
+    { id: "term-summary" },
+    el("h3", {}, t("term_summary", { term: data.term })),
+    el("p", { class: "hint" }, t("term_summary_hint")),
+    simpleTable([t("sec_measures"), t("area"), t("measure_start"), t("follow_up")], rows),
+  );
+}
+
+function measureItem(m) {
+  const rows = m.follow_up.map((f) => [
+    f.term,
+    f.suppressed ? tooFewCell() : changeCell(f.observed_change, f.observed_lo, f.observed_hi),
+    f.suppressed ? tooFewCell() : changeCell(f.residual_change, f.residual_lo, f.residual_hi),
+    String(f.n),
+  ]);
+  const followUp = rows.length
+    ? simpleTable([t("term"), t("follow_up_change", { base: m.follow_up[0].baseline_term }), t("follow_up_residual"), "n"], rows, { class: "follow-up" })
+    : el("p", { class: "hint" }, t("follow_up_later", { term: m.start_term }));
+  let actions = null;
+  if (mayWriteMeasures()) {
+    const edit = el("button", { type: "button", class: "secondary measure-edit" }, t("measure_edit"));
+    edit.addEventListener("click", () => {
+      editing = m.id;
+      draft = { title: m.title, area: m.area, start_term: m.start_term, description: m.description || "", decided_by: m.decided_by };
+      flash = "";
+      render();
+      $("measure-title").focus();
+    });
+    const del = el("button", { type: "button", class: "secondary measure-delete" }, t("measure_delete"));
+    del.addEventListener("click", () => deleteMeasure(m));
+    actions = el("div", { class: "measure-actions" }, edit, del);
+  }
+  return el(
+    "li",
+    { class: "measure", "data-measure-id": String(m.id) },
+    el("h3", {}, m.title),
+    el("p", { class: "hint" }, t("measure_meta", { area: areaLabel(m.area), term: m.start_term, by: m.decided_by })),
+    m.description ? el("p", { class: "measure-description" }, m.description) : null,
+    followUp,
+    actions,
+  );
+}
+
+function field(id, labelKey, control, hint = null) {
+  return el("label", { for: id }, el("span", {}, t(labelKey)), control, hint);
+}
+
+/** The form for a new measure (or the one being edited), with the area's suggestions to pick. */
+function measureForm() {
+  const devAreas = data.profile ? data.profile.development_areas.map((d) => d.outcome) : [];
+  if (!draft) draft = { title: "", area: devAreas[0] || "progression", start_term: data.term || "", description: "", decided_by: "" };
+  const input = (id, key, attrs = {}) => {
+    const node = el("input", { id, name: key, autocomplete: "off", ...attrs });
+    node.value = draft[key];
+    node.addEventListener("input", () => (draft[key] = node.value));
+    return node;
+  };
+  const area = el("select", { id: "measure-area", name: "area" }, ...areas.map((a) => el("option", { value: a.area }, loc(a) + (devAreas.includes(a.area) ? ` (${t("sum_areas").toLowerCase()})` : ""))));
+  area.value = draft.area;
+  const description = el("textarea", { id: "measure-description", name: "description", "aria-describedby": "measure-no-child", maxlength: "4000" });
+  description.value = draft.description;
+  description.addEventListener("input", () => (draft.description = description.value));
+  const chosen = areas.find((a) => a.area === draft.area);
+  const suggestions = el(
+    "ul",
+    { class: "suggestions", id: "measure-suggestions" },
+    ...(chosen ? chosen.suggestions : []).map((sg) => {
+      const use = el("button", { type: "button", class: "secondary use-suggestion" }, t("measure_use"));
+      use.addEventListener("click", () => {
+        draft.title = loc(sg, "title");
+        draft.description = loc(sg, "text");
+        render();
+        $("measure-title").focus();
+      });
+      return el("li", { class: "suggestion" }, el("p", {}, el("strong", {}, loc(sg, "title")), ": ", loc(sg, "text")), use);
+    }),
+  );
+  area.addEventListener("change", () => {
+    draft.area = area.value;
+    render();
+    $("measure-area").focus();
+  });
+  const save = el("button", { type: "submit", id: "measure-save" }, t(editing ? "measure_update" : "measure_save"));
+  const cancel = editing ? el("button", { type: "button", class: "secondary", id: "measure-cancel" }, t("measure_cancel")) : null;
+  if (cancel) {
+    cancel.addEventListener("click", () => {
+      editing = null;
+      draft = null;
+      render();
+    });
+  }
+  const form = el(
+    "form",
+    { class: "measure-form", id: "measure-form", novalidate: "" },
+    el("h3", {}, editing ? `${t("measure_edit")}: ${draft.title}` : t("measure_new")),
+    field("measure-area", "measure_area", area),
+    el("p", { class: "hint" }, t("measure_suggestions")),
+    suggestions,
+    field("measure-title", "measure_title", input("measure-title", "title", { maxlength: "200", required: "" })),
+    el(
+      "div",
+      { class: "row" },
+      field("measure-start", "measure_start", input("measure-start", "start_term", { maxlength: "7", placeholder: "2026-HT", required: "" })),
+      field("measure-decided-by", "measure_decided_by", input("measure-decided-by", "decided_by", { maxlength: "120", required: "" })),
+    ),
+    field("measure-description", "measure_description", description, el("span", { class: "hint", id: "measure-no-child" }, t("measure_no_child"))),
+    el("p", { class: "error", id: "measure-error", role: "alert" }),
+    el("div", { class: "measure-actions" }, save, cancel),
+  );
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    saveMeasure();
+  });
+  return form;
+}
+
+function measuresSection() {
+  const body = [el("p", { class: "hint" }, t("measures_hint")), el("p", { class: "ok", id: "measure-flash", role: "status" }, flash)];
+  if (!measures) body.push(el("p", { class: "muted" }, t("loading")));
+  else if (!measures.ok) body.push(el("p", { class: "error" }, t("profile_error", { detail: measures.data.detail || `HTTP ${measures.status}` })));
+  else {
+    const list = measures.data;
+    body.push(termSummary(list));
+    body.push(list.length ? el("ul", { class: "measure-list", id: "measure-list" }, ...list.map(measureItem)) : el("p", { class: "muted", id: "no-measures" }, t("no_measures")));
+    if (mayWriteMeasures() && areas.length) body.push(measureForm());
+  }
+  return section("sec-measures", "sec_measures", ...body);
+}
+
+async function loadMeasures() {
+  measures = await getJSON(`/api/units/${unitId}/measures`);
+}
+
+async function send(method, url, body) {
+  const r = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    body: body ? JSON.stringify(body) : undefined,
+  }).catch(() => null);
+  const answer = r && r.status !== 204 ? await r.json().catch(() => ({})) : {};
+  // FastAPI's schema errors are a list: "field: message" each
+  const detail = Array.isArray(answer.detail)
+    ? answer.detail.map((e) => `${(e.loc || []).slice(1).join(".")}: ${e.msg}`).join("; ")
+    : answer.detail;
+  return { ok: !!r && r.ok, status: r ? r.status : 0, detail: r ? detail || `HTTP ${r.status}` : t("network_error") };
+}
+
+async function saveMeasure() {
+  const body = {
+    title: draft.title.trim(),
+    area: draft.area,
+    start_term: draft.start_term.trim(),
+    description: draft.description.trim() || null,
+    decided_by: draft.decided_by.trim(),
+  };
+  const url = editing ? `/api/units/${unitId}/measures/${editing}` : `/api/units/${unitId}/measures`;
+  $("measure-save").disabled = true;
+  const r = await send(editing ? "PATCH" : "POST", url, body);
+  if (!r.ok) {
+    $("measure-save").disabled = false;
+    $("measure-error").textContent = t("measure_refused", { detail: r.detail });
+    return;
+  }
+  editing = null;
+  draft = null;
+  flash = t("measure_saved");
+  await loadMeasures();
+  render();
+}
+
+async function deleteMeasure(m) {
+  if (!window.confirm(t("measure_delete_confirm", { title: m.title }))) return;
+  const r = await send("DELETE", `/api/units/${unitId}/measures/${m.id}`);
+  flash = r.ok ? t("measure_deleted") : t("measure_refused", { detail: r.detail });
+  if (editing === m.id) {
+    editing = null;
+    draft = null;
+  }
+  await loadMeasures();
+  render();
+}
+
 /** Units like this one in context (distance), with their progression index. */
 function similarSection(profile) {
   if (!profile.similar_units.length) return section("sec-similar", "sec_similar", el("p", { class: "muted" }, t("no_similar")));
@@ -288,22 +636,18 @@ function render() {
   const term = data.terms.find((x) => x.term === data.term) || data.terms[data.terms.length - 1];
   const box = $("sections");
   if (!data.terms.length) {
+    $("summary-box").replaceChildren();
     box.replaceChildren(el("p", { class: "muted" }, t("no_photos_yet")));
     return;
   }
-  const parts = [distributionSection(term), trendSection(data.terms)];
+  $("summary-box").replaceChildren(summarySection(term, data.terms));
+  // the order a principal reads them: what to work on, what was decided, why, then the evidence
   const p = data.profile;
+  const parts = [];
   if (p) {
-    parts.push(
-      abilitySection(p),
-      expectedSection(p),
-      contextSection(p),
-      developmentSection(p),
-      similarSection(p),
-      triangulationSection(p),
-    );
+    parts.push(developmentSection(p), measuresSection(), expectedSection(p), abilitySection(p), trendSection(data.terms), distributionSection(term), contextSection(p), similarSection(p), triangulationSection(p));
   } else {
-    parts.push(section("sec-development", "sec_development", el("p", { class: "muted" }, t("no_profile_term"))));
+    parts.push(section("sec-development", "sec_development", el("p", { class: "muted" }, t("no_profile_term"))), measuresSection(), trendSection(data.terms), distributionSection(term));
   }
   box.replaceChildren(...parts);
 }
@@ -318,7 +662,13 @@ function showError(message) {
 async function load(term) {
   $("unit-status").hidden = false;
   const q = term ? `?term=${encodeURIComponent(term)}` : "";
-  const r = await getJSON(`/api/units/${unitId}/profile${q}`);
+  const [r, m, a] = await Promise.all([
+    getJSON(`/api/units/${unitId}/profile${q}`),
+    getJSON(`/api/units/${unitId}/measures`),
+    areas.length ? null : getJSON("/api/measures/areas"),
+  ]);
+  measures = m;
+  if (a && a.ok) areas = a.data;
   $("unit-status").hidden = true;
   if (r.status === 401) {
     location.replace("/");

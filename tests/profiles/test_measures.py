@@ -120,3 +120,32 @@ def test_measures_api_create_edit_delete_scope_and_audit(api):  # noqa: F811
         ]
     assert ("boss", "create") in events and ("boss", "update") in events
     assert ("boss", "delete") in events and ("edu", "read") in events
+
+
+def test_common_areas_need_two_units_and_list_them_alphabetically():
+    from profiles.measures import common_areas
+
+    shared = common_areas(
+        {"Olympia": ["mathematics"], "Dalhem": ["mathematics", "progression"], "Laröd": []},
+        {"Adolfsberg": ["progression"], "Olympia": ["mathematics"]},
+    )
+    assert [(r["area"], r["units"]) for r in shared] == [
+        ("progression", ["Adolfsberg", "Dalhem"]),
+        ("mathematics", ["Dalhem", "Olympia"]),
+    ]
+    assert shared[1]["n_development"] == 2 and shared[1]["n_measures"] == 1
+    assert common_areas({"Olympia": ["mathematics"]}, {}) == []
+
+
+def test_a_measure_runs_from_its_start_term_and_is_followed_up_after_it():
+    from types import SimpleNamespace
+
+    from profiles.measures import running_in, term_status
+
+    vt = SimpleNamespace(start_term="2026-VT")
+    ht = SimpleNamespace(start_term="2026-HT")
+    assert running_in([vt, ht], "2026-VT") == [vt]  # type: ignore[list-item]
+    rows = follow_up("2026-VT", {"2026-VT": _fig(0.0, 0.0), "2026-HT": _fig(0.5, 0.2)}, 5)
+    assert term_status(vt, rows, "2026-VT") == "starts"  # type: ignore[arg-type]
+    assert term_status(vt, rows, "2026-HT") == "follow_up"  # type: ignore[arg-type]
+    assert term_status(vt, rows, "2027-VT") == "no_comparison"  # type: ignore[arg-type]

@@ -62,6 +62,7 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     # page shells hold no data: the API calls they make are checked in their own rows
     ("GET", "/units/{unit_id}"): PUBLIC,
     ("GET", "/research"): PUBLIC,
+    ("GET", "/network"): PUBLIC,
     ("GET", "/static"): PUBLIC,
     ("GET", "/health"): PUBLIC,
     # sign-in: a role signs in with its password, "none" with a wrong one
@@ -138,6 +139,10 @@ MATRIX: dict[tuple[str, str], dict[str, tuple[int, int]]] = {
     ("GET", "/api/units/{unit_id}/export"): ADMIN_ONLY,
     # measures (issue 19): read like the profile; written by the unit's principal or an admin
     ("GET", "/api/units/{unit_id}/measures"): READ_OWN,
+    ("GET", "/api/units/{unit_id}/measures/summary"): READ_OWN,
+    ("GET", "/api/measures/areas"): SIGNED_IN,
+    # the municipality's network view: every unit's development areas and measures
+    ("GET", "/api/network"): RESEARCH,
     ("POST", "/api/units/{unit_id}/measures"): {
         **MEASURE_WRITE,
         "principal": (201, 404),

@@ -4,8 +4,10 @@ One demo municipality (eight units, two terms, three photos per group and term, 
 organisational data) is seeded once for the module and served by uvicorn. A principal reads their
 unit's page (charts with accessible names and text alternatives, intervals, "too few to show" for
 the age bands with three photos, development areas), switches to English, and cannot open another
-unit's page; a researcher sees the registered models with the promoted one marked and the fit
-tables. Screenshots (desktop 1280×900, tablet 1024×768) go to test-artifacts/screenshots/.
+unit's page; the page leads with its summary, lists the demo measure with its follow-up and records a
+new one from a suggestion (edited, refused while its title is empty, edited again, deleted); a
+researcher sees the registered models with the promoted one marked and the fit tables, and the
+network view of every unit's development areas and measures with the areas they share. Screenshots (desktop 1280×900, tablet 1024×768) go to test-artifacts/screenshots/.
 """
 
 from __future__ import annotations
@@ -128,8 +130,95 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
     # the landing page links to the unit's page
     page.click(f"article[data-unit-id='{dalhem}'] h2 a")
     page.wait_for_url(f"{server.url}/units/{dalhem}")
-    page.wait_for_selector("#sec-distribution svg")
+    page.wait_for_selector("#summary")
     assert page.inner_text("#unit-name") == "Dalhem"
+
+    # the page leads with the answer: a summary, then the panels in the order a principal reads
+    # them, only development areas and measures open
+    summary = {
+        key: page.inner_text(f"#summary [data-summary={key}]")
+        for key in ("areas", "strongest", "certainty", "changed")
+    }
+    dev_labels = page.eval_on_selector_all(
+        "#sec-development li.development-area h3", "hs => hs.map(h => h.textContent)"
+    )
+    assert dev_labels and all(label in summary["areas"] for label in dev_labels)
+    # the strongest area is one above its expected value, or the summary says none is
+    profile = context.request.get(f"{server.url}/api/units/{dalhem}/profile").json()["profile"]
+    above = [
+        e["label_sv"]
+        for e in profile["expected"]
+        if not e["suppressed"] and (e["shrunk_residual"] or 0) >= 0.005
+    ]
+    if above:
+        assert any(label in summary["strongest"] for label in above)
+        assert "[" in summary["strongest"]
+    else:
+        assert "Inget område ligger över det förväntade" in summary["strongest"]
+    assert "foton" in summary["certainty"] and "syntetiska" in summary["certainty"]
+    assert "2026-VT" in summary["changed"]  # compared with last term
+    panels = page.eval_on_selector_all("#sections > details", "ds => ds.map(d => [d.id, d.open])")
+    assert panels == [
+        ["sec-development", True],
+        ["sec-measures", True],
+        ["sec-expected", False],
+        ["sec-ability", False],
+        ["sec-trend", False],
+        ["sec-distribution", False],
+        ["sec-context", False],
+        ["sec-similar", False],
+        ["sec-triangulation", False],
+    ]
+    page.screenshot(path=str(screenshots / "unit-summary-desktop.png"))
+
+    # measures: the demo's measure with its follow-up (worded as follow-up, never as proof)
+    (demo_measure,) = page.query_selector_all("#measure-list li.measure")
+    assert "Matematik i lek och rutiner" in demo_measure.inner_text()
+    assert "2026-HT" in demo_measure.query_selector(".follow-up tbody").inner_text()
+    assert "inte att åtgärden orsakade det" in page.inner_text("#sec-measures .hint")
+    assert "Matematik i lek och rutiner" in page.inner_text("#term-summary")
+    # a new measure from a suggestion of the area's help text, edited before saving
+    page.select_option("#measure-area", "social_emotional")
+    page.click("#measure-suggestions .use-suggestion")
+    assert page.input_value("#measure-title") == "Lek, vänskap och känslor i grupperna"
+    assert "turtagning" in page.input_value("#measure-description")
+    assert "enskilda barn" in page.inner_text("#measure-no-child")
+    page.fill("#measure-title", "")
+    page.fill("#measure-decided-by", "Rektor och arbetslag")
+    page.click("#measure-save")
+    _wait_for_text(page, "#measure-error", "title")  # refused with the API's reason
+    page.fill("#measure-title", "Lek och vänskap: samtal i små grupper")
+    page.click("#measure-save")
+    _wait_for_text(page, "#measure-flash", "sparad")
+    items = page.query_selector_all("#measure-list li.measure")
+    assert len(items) == 2
+    new = items[-1].inner_text()
+    assert "Lek och vänskap: samtal i små grupper" in new and "turtagning" in new
+    assert "Följs upp från terminen efter 2026-HT" in new
+    assert "startar nu" in page.inner_text("#term-summary")
+    page.query_selector("#sec-measures").screenshot(
+        path=str(screenshots / "unit-measures-desktop.png")
+    )
+    # edit, then delete (after a confirmation)
+    items[-1].query_selector(".measure-edit").click()
+    page.fill("#measure-title", "Lek och vänskap")
+    page.click("#measure-save")
+    deadline = time.monotonic() + 15
+    while page.inner_text("#measure-list li.measure:last-child h3") != "Lek och vänskap":
+        assert time.monotonic() < deadline, page.inner_text("#measure-list")
+        page.wait_for_timeout(100)
+    page.once("dialog", lambda d: d.accept())
+    page.query_selector_all("#measure-list li.measure")[-1].query_selector(
+        ".measure-delete"
+    ).click()
+    _wait_for_text(page, "#measure-flash", "borttagen")
+    assert len(page.query_selector_all("#measure-list li.measure")) == 1
+
+    # every detailed panel opens
+    for panel_id, is_open in panels:
+        if not is_open:
+            page.click(f"#{panel_id} > summary")
+    page.wait_for_selector("#sec-distribution svg")
     assert page.input_value("#term") == "2026-HT"  # the latest term by default
     assert page.eval_on_selector_all("#term option", "os => os.map(o => o.value)") == [
         "2026-VT",
@@ -183,6 +272,9 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
 
     # English: headings and notices change
     page.click("button[data-lang=en]")
+    assert page.inner_text("#summary h2").startswith("In short")
+    assert "synthetic drawings" in page.inner_text("#summary")
+    assert page.inner_text("#sec-measures h2") == "Measures"
     assert page.inner_text("#sec-distribution h2") == "Stage distribution against age"
     assert page.inner_text("#sec-development h2") == "Development areas"
     assert "age-adjusted index" in page.inner_text("#sec-expected")
@@ -205,6 +297,10 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
     page.wait_for_selector("#unit-error:not([hidden])")
     assert "finns inte" in page.inner_text("#unit-error")
     assert page.is_hidden("#unit-page")
+    # the network view is not for principals
+    page.goto(f"{server.url}/network")
+    _wait_for_text(page, "#network-error", "administratörer")
+    assert page.query_selector("#network-table") is None
     assert errors == []
     context.close()
 
@@ -239,5 +335,36 @@ def test_researcher_sees_models_agreement_and_fit(chromium, demo_server, screens
     assert page.inner_text("#sec-models h2") == "Registered stage models"
     assert "in use" in page.inner_text("#models-table")
     page.screenshot(path=str(screenshots / "research-tablet.png"), full_page=True)
+    assert errors == []
+    context.close()
+
+
+def test_network_view_shows_every_unit_and_the_areas_they_share(
+    chromium, demo_server, screenshots
+) -> None:
+    context, page, errors = _signed_in_page(chromium, demo_server, RESEARCHER[0], DESKTOP)
+    page.click("#network-link")
+    page.wait_for_url(f"{demo_server.url}/network")
+    page.wait_for_selector("#network-table")
+    assert page.input_value("#term") == "2026-HT"
+    # every unit, alphabetically (never ranked), each with its development areas and measures
+    names = page.eval_on_selector_all(
+        "#network-table tbody th", "ths => ths.map(th => th.textContent)"
+    )
+    assert len(names) == 8 and names == sorted(names)
+    dalhem = page.inner_text(f"tr[data-unit-id='{demo_server.unit_id('Dalhem')}']")
+    assert "Matematik i lek och rutiner" in dalhem
+    # followed up in 2026-HT (or said to rest on too few sheets to follow up)
+    assert "Uppföljning 2026-HT" in dalhem or "2026-HT: för få underlag" in dalhem
+    assert page.query_selector_all("#network-table td.dev-areas li")  # the demo has some
+    # two demo units work on drawing progression: a common area, where a network meeting helps
+    common = page.inner_text("#sec-common li[data-area=progression]")
+    assert "Adolfsberg" in common and "Maria Park" in common
+    assert "rangordnar inte" in page.inner_text("#sec-units")
+    page.screenshot(path=str(screenshots / "network-desktop.png"), full_page=True)
+    page.click("button[data-lang=en]")
+    assert page.inner_text("h1") == "The municipality's network"
+    assert "ranks no units" in page.inner_text("#sec-units")
+    page.click("button[data-lang=sv]")
     assert errors == []
     context.close()
