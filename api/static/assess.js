@@ -4,6 +4,7 @@
 // connection loses nothing and a retry never records a sheet twice. No name, initials or free text
 // about a child is ever asked for: the sheet holds levels per rubric item only.
 
+import { remembered, today } from "./choice.js";
 import { $, el } from "./dom.js";
 import { applyTranslations, lang, setupLanguageSwitch, t } from "./i18n.js";
 import { Sender, deleteItem, listItems, newJSONItem, ownedBy, putItem, sendJSON, useDatabase } from "./queue.js";
@@ -12,7 +13,7 @@ import { renderTopBar } from "./topbar.js";
 
 useDatabase("spira-assess");
 
-const CHOICE_KEY = "spira.assess.choice";
+const choices = remembered("spira.assess.choice", { unit_id: "unit", group_id: "group", age_band: "age-band", area: "area", case_id: "case" });
 const CASES_KEY = "spira.assess.cases"; // the library, kept for offline use
 const UNDO_MS = 2 * 60 * 1000; // the server takes a sheet back within 2 minutes of recording it
 const BANDS = ["1-2", "2-3", "3-4", "4-5", "5-6"];
@@ -24,33 +25,6 @@ let child = 1;
 let last = null; // {key, at}: the sheet that "undo" takes back
 let serverCount = null;
 
-function today() {
-  const d = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
-function savedChoice() {
-  try {
-    return JSON.parse(localStorage.getItem(CHOICE_KEY) || "{}");
-  } catch {
-    return {};
-  }
-}
-
-function saveChoice() {
-  localStorage.setItem(
-    CHOICE_KEY,
-    JSON.stringify({
-      unit_id: $("unit").value,
-      group_id: $("group").value,
-      age_band: $("age-band").value,
-      area: $("area").value,
-      case_id: $("case").value,
-    }),
-  );
-}
-
 const owner = () => (session() ? session().user.username : "");
 const units = () => (session() ? session().user.units : []);
 const currentCase = () => cases.find((c) => c.id === $("case").value);
@@ -58,7 +32,7 @@ const title = (c) => (lang() === "en" ? c.title_en : c.title_sv);
 const areaName = (a) => (lang() === "en" ? a : AREAS_SV[a] || a);
 
 function fillUnits() {
-  const choice = savedChoice();
+  const choice = choices.saved();
   $("unit").replaceChildren(...units().map((u) => new Option(u.name, String(u.id))));
   if (units().some((u) => String(u.id) === choice.unit_id)) $("unit").value = choice.unit_id;
   fillGroups(choice);
@@ -174,7 +148,7 @@ async function nextChild() {
     showError(t("assess_rate_all"));
     return;
   }
-  saveChoice();
+  choices.save();
   const body = {
     case_id: c.id,
     unit_id: Number($("unit").value),
@@ -392,17 +366,17 @@ async function main() {
   renderTopBar();
   await loadCases();
   fillUnits();
-  for (const id of ["unit"]) $(id).addEventListener("change", () => (fillGroups(), saveChoice()));
-  $("group").addEventListener("change", () => (fillGroups({ group_id: $("group").value }), saveChoice()));
-  $("age-band").addEventListener("change", () => (fillCases(), saveChoice()));
-  $("area").addEventListener("change", () => (fillCases(), saveChoice()));
+  for (const id of ["unit"]) $(id).addEventListener("change", () => (fillGroups(), choices.save()));
+  $("group").addEventListener("change", () => (fillGroups({ group_id: $("group").value }), choices.save()));
+  $("age-band").addEventListener("change", () => (fillCases(), choices.save()));
+  $("area").addEventListener("change", () => (fillCases(), choices.save()));
   $("case").addEventListener("change", () => {
     levels = {};
     child = 1;
     serverCount = null;
     showError("");
     showCase();
-    saveChoice();
+    choices.save();
   });
   $("next-child").addEventListener("click", nextChild);
   $("undo").addEventListener("click", undo);

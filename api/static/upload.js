@@ -1,6 +1,7 @@
 // The educators' upload page: choose unit, group (age band) and activity once, then take or pick
 // photos; each is downscaled on the tablet, queued in IndexedDB and sent by the queue's sender.
 
+import { remembered, today } from "./choice.js";
 import { $ } from "./dom.js";
 import { applyTranslations, refusalMessage, setupLanguageSwitch, t } from "./i18n.js";
 import { FINAL_STATES, Sender, clearFinished, discardForeign, listItems, newItem, ownedBy, putItem } from "./queue.js";
@@ -9,7 +10,7 @@ import { renderTopBar } from "./topbar.js";
 
 const MAX_SIDE = 2048; // px on the long side: plenty for stage scoring, a fraction of the bytes
 const JPEG_QUALITY = 0.9;
-const CHOICE_KEY = "spira.upload.choice";
+const choices = remembered("spira.upload.choice", { unit_id: "unit", group_id: "group", age_band: "age-band", activity: "activity" });
 const FINISHED_KEPT_MS = 24 * 60 * 60 * 1000; // sent/refused items stay listed for a day
 
 const progress = new Map(); // item key -> upload percent while sending
@@ -61,32 +62,6 @@ export async function downscale(file) {
   }
 }
 
-function today() {
-  const d = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
-function savedChoice() {
-  try {
-    return JSON.parse(localStorage.getItem(CHOICE_KEY) || "{}");
-  } catch {
-    return {};
-  }
-}
-
-function saveChoice() {
-  localStorage.setItem(
-    CHOICE_KEY,
-    JSON.stringify({
-      unit_id: $("unit").value,
-      group_id: $("group").value,
-      age_band: $("age-band").value,
-      activity: $("activity").value,
-    }),
-  );
-}
-
 /** The signed-in account ("" when none): the owner of the photos taken now. */
 function currentOwner() {
   return session() ? session().user.username : "";
@@ -97,7 +72,7 @@ function units() {
 }
 
 function fillUnits() {
-  const choice = savedChoice();
+  const choice = choices.saved();
   const select = $("unit");
   select.replaceChildren(...units().map((u) => new Option(u.name, String(u.id))));
   if (units().some((u) => String(u.id) === choice.unit_id)) select.value = choice.unit_id;
@@ -140,7 +115,7 @@ function updatePickers() {
 async function enqueue(files) {
   const owner = currentOwner();
   if (!choiceComplete() || !owner) return;
-  saveChoice();
+  choices.save();
   const meta = {
     unit_id: Number($("unit").value),
     group_id: Number($("group").value),
@@ -326,17 +301,17 @@ async function main() {
   }
   $("unit").addEventListener("change", () => {
     fillGroups();
-    saveChoice();
+    choices.save();
     updatePickers();
   });
   $("group").addEventListener("change", () => {
     fillAgeBand();
-    saveChoice();
+    choices.save();
     updatePickers();
   });
-  $("age-band").addEventListener("change", saveChoice);
+  $("age-band").addEventListener("change", () => choices.save());
   $("activity").addEventListener("input", () => {
-    saveChoice();
+    choices.save();
     updatePickers();
   });
   $("discard-foreign").addEventListener("click", async () => {
