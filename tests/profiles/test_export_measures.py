@@ -3,6 +3,7 @@ whose unit ``weak_unit`` has a planted drop in ``weak_area`` in its latest term.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,3 +74,32 @@ def test_follow_up_of_a_planted_change_appears_in_the_export(tmp_path, synthetic
 def test_export_refuses_a_measures_frame_without_its_columns(profiles):
     with pytest.raises(ValueError, match="measures lack column"):
         profiles_table(profiles[:1], pd.DataFrame({"unit": ["x"]}))
+
+
+def test_follow_up_intervals_are_95_percent_whatever_the_profile_level(synthetic, profiles):
+    """The profile's intervals are at its level (90 %); the follow-up's are 95 %: the standard
+    errors read from the profile must be those of the profile's level."""
+    from statistics import NormalDist
+
+    from profiles.measures import area_figures, follow_up
+
+    unit = synthetic.weak_unit
+    mine = {p.term: p for p in profiles if p.unit == unit}
+    first, second = synthetic.terms[0], synthetic.terms[1]
+    assert mine[first].level == 0.9
+    z90, z95 = NormalDist().inv_cdf(0.95), NormalDist().inv_cdf(0.975)
+
+    def se(p):
+        return (p.progression.index_hi - p.progression.index_lo) / (2 * z90)
+
+    row = next(
+        r for r in follow_up(first, area_figures(mine, "progression"), 5) if r.term == second
+    )
+    assert row.baseline_term == first and not row.suppressed
+    half = (row.observed_hi - row.observed_lo) / 2
+    assert half == pytest.approx(z95 * np.hypot(se(mine[first]), se(mine[second])))
+    e = {
+        t: next(x for x in mine[t].expected if x.outcome == "progression") for t in (first, second)
+    }
+    res_se = [(e[t].residual_hi - e[t].residual_lo) / (2 * z90) for t in (first, second)]
+    assert (row.residual_hi - row.residual_lo) / 2 == pytest.approx(z95 * np.hypot(*res_se))
