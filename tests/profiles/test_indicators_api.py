@@ -105,11 +105,18 @@ def test_context_import_with_indicators_profile_cli_and_export(api, tmp_path):
     assert [d["key"] for d in declared] == sorted(values)
     assert {d["key"]: (d["low"], d["high"]) for d in declared}["parent_satisfaction"] == (0, 100)
     path = tmp_path / "context.csv"
-    path.write_bytes(CONTEXT)
+    changed = file.copy()
+    changed.loc[changed["unit"] == "Olympia", "parent_satisfaction"] = 99
+    changed.to_csv(path, index=False)
     # declared once, remembered: the same columns import without the dictionary
     result = runner.invoke(app, ["profiles", "import-context", str(path)])
     assert result.exit_code == 0, result.output
     assert "with indicator(s) staff_competence_development" in _out(result)
+    # the replaced unit x term reaches the (cached) profile
+    profile = api.get(f"/api/units/{unit_id}/profile", headers=boss).json()["profile"]
+    satisfaction = next(i for i in profile["indicators"] if i["key"] == "parent_satisfaction")
+    assert satisfaction["value"] == 99
+    assert abs(satisfaction["municipality_mean"] - changed["parent_satisfaction"].mean()) < 1e-9
     frame = pd.read_csv(path)
     frame["outdoor_hours"] = 10
     frame.to_csv(path, index=False)
