@@ -132,6 +132,7 @@ def test_dictionary_errors_name_row_column_and_reason(tmp_path):
             "quality_work,Kvalitet,Quality,score,better,",
             "Bad Key!,X,X,score,neutral,",
             "sick_leave,,Sick leave,share,lower_better,",
+            "outdoor,Ute,Out\x07door,hours,neutral,",
         ],
         "d.csv",
     )
@@ -143,7 +144,8 @@ def test_dictionary_errors_name_row_column_and_reason(tmp_path):
     assert "higher_better, lower_better, neutral" in reasons[(5, "direction")]
     assert "not a key" in reasons[(6, "key")]
     assert "missing label_sv" in reasons[(7, "label_sv")]
-    assert str(info.value).startswith("indicator dictionary has 5 problem(s); nothing was imported")
+    assert "U+0007" in reasons[(8, "label_en")]
+    assert str(info.value).startswith("indicator dictionary has 6 problem(s); nothing was imported")
     with pytest.raises(IndicatorDictionaryError, match="'direction': required column is missing"):
         validate_indicator_dictionary(pd.DataFrame({"key": ["a"], "label_sv": ["A"]}))
     with pytest.raises(IndicatorDictionaryError, match="'weight': is not a dictionary column"):
