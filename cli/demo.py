@@ -90,6 +90,7 @@ def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) 
     from assessment.store import import_ratings
     from assessment.synthetic import simulate_ratings
     from core.models import ResponseSheet, UnitContext
+    from profiles.context import Indicator, indicator_column
     from profiles.store import import_context
 
     if session.scalar(select(UnitContext.id).limit(1)) is not None:
@@ -124,7 +125,40 @@ def seed_context_and_ratings(session: Session, units: list[Unit], *, seed: int) 
                     ),
                 }
             )
-    n_context = import_context(session, pd.DataFrame(rows))
+    # Two example quality indicators (the municipality's own, issue 19) so the unit page and
+    # the export show them; values from their own generator so the built-in columns stay as
+    # they were. Marked as examples, as docs/examples/indicators.example.csv is.
+    indicators = [
+        Indicator(
+            key="staff_competence_development",
+            label_sv="Andel personal i kompetensutveckling",
+            label_en="Share of staff in competence development",
+            unit="share 0-1",
+            direction="higher_better",
+            reference="EXAMPLE (demo data): share of staff in planned competence development",
+            low=0.0,
+            high=1.0,
+        ),
+        Indicator(
+            key="parent_satisfaction",
+            label_sv="Nöjda vårdnadshavare (enkät)",
+            label_en="Parent survey satisfaction",
+            unit="percent 0-100",
+            direction="higher_better",
+            reference="EXAMPLE (demo data): share agreeing in the parent survey",
+            low=0.0,
+            high=100.0,
+        ),
+    ]
+    ind_rng = np.random.default_rng(seed + 1)
+    for row in rows:
+        row[indicator_column("staff_competence_development")] = round(
+            float(np.clip(0.6 + ind_rng.normal(0, 0.12), 0, 1)), 2
+        )
+        row[indicator_column("parent_satisfaction")] = round(
+            float(np.clip(82 + ind_rng.normal(0, 6), 0, 100)), 0
+        )
+    n_context = import_context(session, pd.DataFrame(rows), indicators)
 
     if session.scalar(select(ResponseSheet.id).limit(1)) is not None:
         return n_context, 0

@@ -288,6 +288,29 @@ function contextSection(profile) {
   );
 }
 
+/** The municipality's own quality indicators: the unit's value next to the municipality mean. */
+function indicatorsSection(profile) {
+  const list = profile.indicators || [];
+  if (!list.length) return null;
+  const side = (i) =>
+    i.favourable == null ? "–" : { text: t(i.favourable ? "indicator_better" : "indicator_worse"), class: i.favourable ? "" : "suppressed" };
+  const rows = list.map((i) => [
+    `${loc(i)} (${measureUnit(i.measure_unit)})`,
+    i.value == null ? { text: t("missing"), class: "suppressed" } : num(i.value),
+    i.municipality_mean == null ? "–" : `${num(i.municipality_mean)} (n = ${i.municipality_n_units})`,
+    i.difference == null ? "–" : signed(i.difference),
+    side(i),
+    i.used_by_model.length ? i.used_by_model.map((o) => areaLabel(o)).join(", ") : "–",
+  ]);
+  return section(
+    "sec-indicators",
+    "sec_indicators",
+    el("p", { class: "hint" }, t("indicators_hint")),
+    simpleTable([t("indicator"), t("unit_value"), t("municipality_mean"), t("difference"), t("indicator_side"), t("indicator_used")], rows, { id: "indicators-table" }),
+    el("p", { class: "hint" }, list.map((i) => `${loc(i)}: ${i.reference || "–"}`).join(" · ")),
+  );
+}
+
 /** Expected vs observed as a deviation with its (shrunk) interval; never a ranking. */
 function expectedSection(profile) {
   if (!profile.expected.length) return section("sec-expected", "sec_expected", el("p", { class: "muted" }, t("no_expected")));
@@ -645,11 +668,11 @@ function render() {
   const p = data.profile;
   const parts = [];
   if (p) {
-    parts.push(developmentSection(p), measuresSection(), expectedSection(p), abilitySection(p), trendSection(data.terms), distributionSection(term), contextSection(p), similarSection(p), triangulationSection(p));
+    parts.push(developmentSection(p), measuresSection(), expectedSection(p), abilitySection(p), trendSection(data.terms), distributionSection(term), contextSection(p), indicatorsSection(p), similarSection(p), triangulationSection(p));
   } else {
     parts.push(section("sec-development", "sec_development", el("p", { class: "muted" }, t("no_profile_term"))), measuresSection(), trendSection(data.terms), distributionSection(term));
   }
-  box.replaceChildren(...parts);
+  box.replaceChildren(...parts.filter(Boolean));
 }
 
 function showError(message) {

@@ -166,6 +166,7 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
         ["sec-trend", False],
         ["sec-distribution", False],
         ["sec-context", False],
+        ["sec-indicators", False],
         ["sec-similar", False],
         ["sec-triangulation", False],
     ]
@@ -219,6 +220,10 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
         if not is_open:
             page.click(f"#{panel_id} > summary")
     page.wait_for_selector("#sec-distribution svg")
+    # the municipality's own quality indicators (the demo's two examples) next to the mean
+    indicators = page.inner_text("#indicators-table")
+    assert "Andel personal i kompetensutveckling (andel 0–1)" in indicators
+    assert "Nöjda vårdnadshavare" in indicators and "n = 8" in indicators
     assert page.input_value("#term") == "2026-HT"  # the latest term by default
     assert page.eval_on_selector_all("#term option", "os => os.map(o => o.value)") == [
         "2026-VT",
