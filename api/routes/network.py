@@ -36,7 +36,7 @@ def network(
     user: User = require_role("admin", "researcher"),
 ) -> NetworkOut:
     if term is not None and (problem := term_problem(term, "term")):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=problem)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problem)
     built = profile_service.build(session)
     profiles = built["profiles"]
     measures = measures_domain.list_measures(session)

@@ -374,7 +374,7 @@ def unit_term_summary(
 ) -> TermSummaryOut:
     unit = readable_unit(session, user, unit_id)
     if term is not None and (problem := term_problem(term, "term")):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=problem)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problem)
     built = profile_service.build(session)
     measures = measures_domain.list_measures(session, unit.id)
     known = _unit_terms(built, unit.name) + [m.start_term for m in measures]
@@ -395,7 +395,7 @@ def unit_term_summary(
 
 
 def _problem(err: ValueError) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=str(err))
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(err))
 
 
 @router.post(

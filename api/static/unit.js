@@ -480,7 +480,7 @@ function measureForm() {
     node.addEventListener("input", () => (draft[key] = node.value));
     return node;
   };
-  const area = el("select", { id: "measure-area", name: "area" }, ...areas.map((a) => el("option", { value: a.area }, loc(a) + (devAreas.includes(a.area) ? ` (${t("sum_areas").toLowerCase()})` : ""))));
+  const area = el("select", { id: "measure-area", name: "area" }, ...areas.map((a) => el("option", { value: a.area }, loc(a) + (devAreas.includes(a.area) ? ` (${t("is_development_area")})` : ""))));
   area.value = draft.area;
   const description = el("textarea", { id: "measure-description", name: "description", "aria-describedby": "measure-no-child", maxlength: "4000" });
   description.value = draft.description;
