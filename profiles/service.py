@@ -100,6 +100,8 @@ class ProfileService:
                 select(func.sum(RetainedAggregate.n_photos)).scalar_subquery(),
                 # a unit added or deleted (cached answers are kept per unit)
                 select(func.count()).select_from(Unit).scalar_subquery(),
+                # a model registered (e.g. `spira train --from-uploads`: the drawing-age gap)
+                select(func.count()).select_from(ModelVersion).scalar_subquery(),
                 select(ModelVersion.version)
                 .where(ModelVersion.promoted.is_(True))
                 .limit(1)
