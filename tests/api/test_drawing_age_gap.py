@@ -18,13 +18,19 @@ def test_profile_answer_carries_the_cross_fitted_drawing_age_gap_labelled_not_va
     get_settings.cache_clear()
     with api.factory() as session:  # type: ignore[attr-defined]
         units, _ = _store(session, "simnet@00000000")
-        version = train_from_uploads(session, k=4, candidates=("ridge",))
         session.commit()
     # the profile cache is process-wide and keyed by the data's counts, which the SQLite and
     # PostgreSQL runs of this test share: start from no cached build
     profile_service.forget()
     olympia = next(u for u in units if u.name == "Olympia")
-    r = api.get(f"/api/units/{olympia.id}/profile", headers=token(api, "boss"))
+    url = f"/api/units/{olympia.id}/profile"
+    before = api.get(url, headers=token(api, "boss")).json()["drawing_age_gap"]
+    assert before["status"] == "unavailable" and "--from-uploads" in before["reason"]
+    with api.factory() as session:  # type: ignore[attr-defined]
+        version = train_from_uploads(session, k=4, candidates=("ridge",))
+        session.commit()
+    # registering the model changes what the cached answer rests on: it is rebuilt
+    r = api.get(url, headers=token(api, "boss"))
     assert r.status_code == 200, r.text
     gap = r.json()["drawing_age_gap"]
     assert gap["status"] == "cross_fitted" and gap["model_version"] == version
