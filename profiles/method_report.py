@@ -9,7 +9,7 @@ curriculum area):
 - **reliability of unit figures**: split-half over a unit's photos (sheets), the two halves'
   unit means correlated across units and stepped up with Spearman–Brown (2r / (1 + r)); the
   point is the mean over 50 random splits, the 90 % interval a bootstrap over units (each
-  resample with a fresh split). It says how far units are told apart by their own data;
+  resample with a fresh split; stepped-up values below -1 are floored at -1). It says how far units are told apart by their own data;
 - **term-to-term stability**: Pearson r of unit figures between consecutive terms (Fisher-z 90 %
   interval), bounded by the reliability and lowered by real change;
 - **convergent validity**: across units, Pearson r of the progression index with the mean
@@ -87,8 +87,10 @@ class MethodData:
 
 
 def spearman_brown(r: float) -> float:
-    """Reliability of the whole from the correlation of two halves: 2r / (1 + r)."""
-    return float(2 * r / (1 + r)) if r > -1 else float("nan")
+    """Reliability of the whole from the correlation of two halves: 2r / (1 + r), floored at
+    -1 (a strongly negative half correlation, seen in bootstraps of a few units, would step
+    down below -1, which no correlation can be)."""
+    return max(float(2 * r / (1 + r)), -1.0) if r > -1 else -1.0
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:

@@ -100,6 +100,7 @@ def test_split_half_reliability_recovers_the_reliability_of_unit_means():
     few = split_half_reliability(values[:80], units[:80], min_n=5)
     assert few == {"value": None, "lo": None, "hi": None, "n": 4}
     assert spearman_brown(0.5) == pytest.approx(2 / 3)
+    assert spearman_brown(-0.6) == -1.0  # 2r/(1+r) = -3 is no correlation
 
 
 def test_method_figures_from_seeded_data_and_the_page_that_carries_them():
