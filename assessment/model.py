@@ -169,6 +169,7 @@ thorough fix: not done yet.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -180,10 +181,13 @@ import pandas as pd
 from scipy.optimize import OptimizeResult, minimize
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
+from threadpoolctl import threadpool_limits
 
 ItemKey = tuple[str, str]  # (case, rubric item)
 #: Unit-terms (beyond one per term) needed before their spread is estimated and units shrunk.
 MIN_UNITS_FOR_PRIOR = 10
+#: Gauss-Hermite nodes per sheet with adaptive quadrature (module docstring).
+ADAPTIVE_NODES = 7
 
 
 class ModelFitWarning(UserWarning):
@@ -289,6 +293,7 @@ class ManyFacetPCM:
         random_units: bool = True,
         unit_prior_sd: float | None = None,
         age_bands: bool = True,
+        adaptive: bool = True,
     ) -> None:
         self.max_iter = max_iter
         self.tol = tol
@@ -299,6 +304,7 @@ class ManyFacetPCM:
         self.random_units = random_units
         self.unit_prior_sd = unit_prior_sd
         self.age_bands = age_bands
+        self.adaptive = adaptive
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -312,7 +318,17 @@ class ManyFacetPCM:
         Rows with an empty ``unit`` are calibration ratings (the sheet is a calibration response).
         Without a ``unit`` column all sheets of a term form one group. ``on_iteration(iteration,
         objective)`` is called after every L-BFGS iteration. Returns self.
+
+        BLAS runs on one thread during the fit: its matrix products are thin (ratings x nodes
+        against a vector), where threads only add synchronisation (on 2 shared cores one
+        evaluation took about twice as long with OpenBLAS's 2 threads).
         """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(ratings, on_iteration)
+
+    def _fit(
+        self, ratings: pd.DataFrame, on_iteration: Callable[[int, float], None] | None
+    ) -> ManyFacetPCM:
         if (
             self.max_iter < 1
             or self.tol <= 0
@@ -411,24 +427,9 @@ class ManyFacetPCM:
         br = np.where(sheet_band[reg_sheets] >= 0, sheet_band[reg_sheets], n_bands)[sr]
         cc, rc, ic, xc = cal_codes[s[~reg]], r[~reg], it[~reg], x[~reg]
         n_reg = len(xr)
-        combo, combo_key = pd.factorize(
-            ((gr.astype(np.int64) * (n_bands + 1) + br) * n_raters + rr) * n_items + ir,
-            sort=False,
-        )
-        combo_key = np.asarray(combo_key, dtype=np.int64)
-        ci = combo_key % n_items
-        cr = (combo_key // n_items) % n_raters
-        cb = (combo_key // (n_items * n_raters)) % (n_bands + 1)
-        cg = combo_key // (n_items * n_raters * (n_bands + 1))
-        cell, cell_key = pd.factorize(combo.astype(np.int64) * (k_max + 1) + xr, sort=False)
-        cell_key = np.asarray(cell_key, dtype=np.int64)
-        cell_combo, cell_x = cell_key // (k_max + 1), cell_key % (k_max + 1)
-        n_cells = len(cell_key)
-        m_sheet_cell = csr_matrix((np.ones(n_reg), (sr, cell)), shape=(n_rs, n_cells))
-        m_cell_sheet = m_sheet_cell.T.tocsr()
-        m_combo_cell = csr_matrix(
-            (np.ones(n_cells), (cell_combo, np.arange(n_cells))), shape=(len(combo_key), n_cells)
-        )
+        # Sheet x rating incidence: a sheet's log-likelihood at a node is the sum of its ratings'.
+        m_sheet = csr_matrix((np.ones(n_reg), (sr, np.arange(n_reg))), shape=(n_rs, n_reg))
+        x_sheet = np.bincount(sr, weights=xr, minlength=n_rs)
         x_group = np.bincount(gr, weights=xr, minlength=n_groups)
         x_band = np.bincount(br, weights=xr, minlength=n_bands + 1)
         # beta identified by sum_a n_a beta_a = 0 (n_a: regular sheets of band a); the last band's
@@ -448,10 +449,29 @@ class ManyFacetPCM:
         x_rater_reg = np.bincount(rr, weights=xr, minlength=n_raters)
         n_q = self.n_nodes
         if n_q is None:
-            n_q = 31 if n_reg > 6 * max(n_rs, 1) else 15
+            n_q = ADAPTIVE_NODES if self.adaptive else (31 if n_reg > 6 * max(n_rs, 1) else 15)
         self.n_nodes_ = n_q
         nodes, node_w = np.polynomial.hermite_e.hermegauss(n_q)
         log_node_w = np.log(node_w / node_w.sum())
+        ones_q = np.ones(n_q)
+        # The quadrature of every regular sheet: nodes z_sq on the sheet's deviation (standardised)
+        # and log weights; fixed Gauss-Hermite (z = nodes) unless adapted (see adapt below).
+        quad: dict[str, np.ndarray] = {}
+
+        def set_nodes(centre: np.ndarray, spread: np.ndarray) -> None:
+            """Nodes centred at ``centre`` and scaled by ``spread`` (per sheet, in z units):
+            int f(z) phi(z) dz = int f(a + b t) phi(a + b t) / phi(t) b phi(t) dt."""
+            z_q = centre[:, None] + spread[:, None] * nodes[None, :]
+            quad["z"] = z_q
+            quad["zr"] = z_q[sr]
+            quad["lw"] = (
+                log_node_w[None, :]
+                + np.log(spread)[:, None]
+                - 0.5 * z_q**2
+                + 0.5 * nodes[None, :] ** 2
+            )
+
+        set_nodes(np.zeros(n_rs), np.ones(n_rs))
         ge_obs = np.stack(
             [np.bincount(it, weights=(x >= j), minlength=n_items) for j in range(1, k_max + 1)], 1
         )
@@ -560,55 +580,66 @@ class ManyFacetPCM:
                 nll += 0.5 * unit_prec[0] * float(dev_mu @ dev_mu)
                 g_mu += unit_prec[0] * dev_mu
             if n_reg:
-                # Probabilities per (unit-term, rater, item) combination and node, not per rating.
-                # exp(k * eta - cum_k) as powers of exp(eta): one exp per node, not per level
+                # Every regular rating at its sheet's nodes: eta = theta_sq - rho. exp(k * eta -
+                # cum_k) as running products of exp(eta - delta_k): one exp per node, not per level
                 # (|eta| <= 30 keeps exp(K * eta) finite; real logits stay far inside).
                 beta = beta_full(p[sections[4] :])
-                eta = (mu[cg] + beta[cb] - rho[cr])[:, None] + sigma * nodes[None, :]
+                off = mu[gr] + beta[br] - rho[rr]
+                eta = off[:, None] + sigma * quad["zr"]
                 np.clip(eta, -30, 30, out=eta)
-                prob = np.empty(eta.shape + (k_max + 1,))
-                prob[..., 0] = 1.0
                 u = np.exp(eta)
+                step_exp = (np.exp(-delta) * step_valid)[ir]  # 0 above the item's top level
+                terms = np.empty((k_max + 1,) + eta.shape)  # unnormalised P, level first
+                terms[0] = 1.0
                 for k in range(1, k_max + 1):
-                    np.multiply(prob[..., k - 1], u, out=prob[..., k])
-                prob *= np.exp(-cum)[ci][:, None, :]
-                z = prob.sum(axis=-1)
-                prob /= z[..., None]
-                # log P of every (combination, level) cell; a sheet's log-likelihood per node sums
-                # its cells (sparse sheet x cell counts), so no (ratings x nodes) array is built.
-                logp_cell = cell_x[:, None] * eta[cell_combo] - (
-                    cum[ci[cell_combo], cell_x][:, None] + np.log(z)[cell_combo]
+                    np.multiply(terms[k - 1], u, out=terms[k])
+                    terms[k] *= step_exp[:, k - 1, None]
+                z = terms.sum(axis=0)
+                log_z = np.log(z)
+                # A sheet's log-likelihood per node: its ratings' x * eta - cum_x - log Z, where
+                # the sum of x * eta is the sheet's total times its node plus a constant.
+                lin = np.bincount(sr, weights=xr * off - cum[ir, xr], minlength=n_rs)
+                ll_sq = (
+                    lin[:, None]
+                    + (sigma * x_sheet)[:, None] * quad["z"]
+                    - m_sheet @ log_z
+                    + quad["lw"]
                 )
-                ll_sq = m_sheet_cell @ logp_cell + log_node_w
-                m = ll_sq.max(axis=1, keepdims=True)
+                m = functools.reduce(np.maximum, ll_sq.T)[:, None]
                 w_sq = np.exp(ll_sq - m)
-                total = w_sq.sum(axis=1)
+                total = w_sq @ ones_q
                 lse = m[:, 0] + np.log(total)
                 nll -= float(lse.sum())
                 w_sq /= total[:, None]
                 out["w_sq"] = w_sq
-                w_cell = m_cell_sheet @ w_sq  # posterior weight of every cell and node
-                wc = m_combo_cell @ w_cell  # ... and of every combination and node
-                e_k = prob @ ks
-                ew = (wc * e_k).sum(axis=1)
-                g_mu -= x_group - np.bincount(cg, weights=ew, minlength=n_groups)
+                wz = w_sq[sr] / z  # posterior weight of each rating's node over its Z
+                # sum over nodes of w P_k per rating and level (k >= 1); row sums as matrix
+                # products (numpy's reductions over a short last axis are slow)
+                w_terms = terms[1:] * wz
+                p_k = (w_terms.reshape(-1, n_q) @ ones_q).reshape(k_max, n_reg)
+                gbar = np.cumsum(p_k[::-1], axis=0)[::-1].T  # posterior P(X >= j), j = 1..K
+                ew = ks[1:] @ p_k  # each rating's posterior expected level
+                ew_q = ks[1:] @ w_terms.reshape(k_max, -1)  # ... per node (weighted)
+                g_mu -= x_group - np.bincount(gr, weights=ew, minlength=n_groups)
                 if n_beta:
                     # beta's score is mu's per-sheet score summed by band, through the constraint
-                    g_band = np.bincount(cb, weights=ew, minlength=n_bands + 1) - x_band
+                    g_band = np.bincount(br, weights=ew, minlength=n_bands + 1) - x_band
                     g_beta = g_band[:n_beta] - band_n[:n_beta] / band_n[n_beta] * g_band[n_beta]
-                g_ls -= sigma * float(cell_x @ (w_cell @ nodes) - ((wc * e_k) @ nodes).sum())
-                g_rho += x_rater_reg - np.bincount(cr, weights=ew, minlength=n_raters)
-                gbar = np.einsum("cq,cqk->ck", wc, prob)[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+                g_ls -= sigma * float(
+                    x_sheet @ ((w_sq * quad["z"]) @ ones_q) - ew_q @ quad["zr"].ravel()
+                )
+                g_rho += x_rater_reg - np.bincount(rr, weights=ew, minlength=n_raters)
                 for j in range(k_max):
-                    g_delta[:, j] -= np.bincount(ci, weights=gbar[:, j], minlength=n_items)
+                    g_delta[:, j] -= np.bincount(ir, weights=gbar[:, j], minlength=n_items)
                 if full:
+                    prob = np.moveaxis(terms / z, 0, -1)
                     ge = np.cumsum(prob[..., ::-1], axis=-1)[..., ::-1][..., 1:]
                     out.update(
-                        prob=prob[combo],
-                        logp=logp_cell[cell],
+                        prob=prob,
+                        logp=xr[:, None] * eta - cum[ir, xr][:, None] - log_z,
                         w=w_sq[sr],
-                        e_k=e_k[combo],
-                        ge=ge[combo],
+                        e_k=prob @ ks,
+                        ge=ge,
                     )
             if n_cal:
                 eta_c = theta_c[cc] - rho[rc]
@@ -697,7 +728,7 @@ class ManyFacetPCM:
             w_sq = evaluate(p)[2]["w_sq"]
             theta_q = (mu[sheet_group[reg_sheets]] + beta_full(p[sections[4] :])[reg_b])[
                 :, None
-            ] + sigma * nodes[None, :]
+            ] + sigma * quad["z"]
             eap = (w_sq * theta_q).sum(1)
             var = np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12)
             s2 = sigma**2
@@ -706,9 +737,39 @@ class ManyFacetPCM:
 
         # A refit follows when a prior's spread is estimated from this first fit, which then needs
         # only a loose tolerance (the spreads need two decimals; the refit converges fully).
-        loose = self.severity_prior_sd is None or (self.random_units and self.unit_prior_sd is None)
+        def adapt(p: np.ndarray) -> None:
+            """Adaptive quadrature: centre each sheet's nodes at the mode of its posterior (given
+            the parameters p) and scale them by the posterior's curvature there (Newton steps on
+            all sheets at once; the log posterior is concave)."""
+            _, rho, mu, sigma, _, cum = unpack(p)
+            off = mu[gr] + beta_full(p[sections[4] :])[br] - rho[rr]
+            mode = np.zeros(n_rs)
+            curv = np.ones(n_rs)
+            for _ in range(50):
+                prob = _category_probabilities(off + sigma * mode[sr], ir, cum)
+                e = prob @ ks
+                score = sigma * np.bincount(sr, weights=xr - e, minlength=n_rs) - mode
+                curv = 1.0 + sigma**2 * np.bincount(sr, weights=prob @ ks**2 - e**2, minlength=n_rs)
+                move = np.clip(score / curv, -1.0, 1.0)
+                mode += move
+                if np.abs(move).max() < 1e-8:
+                    break
+            set_nodes(mode, 1.0 / np.sqrt(curv))
+
+        adaptive = self.adaptive and n_reg > 0
+        if adaptive:
+            adapt(p0)
+        # With adaptive nodes a refit always follows (on nodes adapted to the first fit's
+        # estimates), so the first fit needs only a loose tolerance.
+        loose = (
+            adaptive
+            or self.severity_prior_sd is None
+            or (self.random_units and self.unit_prior_sd is None)
+        )
         result = run(p0, 10 * self.tol if loose else self.tol)
         refit = loose
+        if adaptive:
+            adapt(result.x)
         if self.severity_prior_sd is None:
             # Empirical Bayes: raters as a random facet, N(0, tau**2) with tau the spread of the
             # first fit's severities within the blocks that compare them; then refit from there.
@@ -780,7 +841,7 @@ class ManyFacetPCM:
             prob, w, w_sq, e_k, ge = st["prob"], st["w"], st["w_sq"], st["e_k"], st["ge"]
             v_k = prob @ ks**2 - e_k**2
             # Sheet abilities: posterior mean and SD around the unit mean.
-            theta_q = (mu[sheet_group[reg_sheets]] + beta[reg_b])[:, None] + sigma * nodes[None, :]
+            theta_q = (mu[sheet_group[reg_sheets]] + beta[reg_b])[:, None] + sigma * quad["z"]
             eap = (w_sq * theta_q).sum(1)
             ability[reg_sheets] = eap
             ability_se[reg_sheets] = np.sqrt(np.maximum((w_sq * theta_q**2).sum(1) - eap**2, 1e-12))

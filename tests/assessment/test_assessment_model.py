@@ -139,14 +139,29 @@ def test_extreme_sheets_have_finite_ordered_abilities() -> None:
 
 def test_pinned_regression_values() -> None:
     ratings, _ = simulate_ratings(n_units=6, n_sheets=120, n_cases=2, n_raters=4, seed=42)
-    # age_bands=False is the model before the age-band facet: it must reproduce that fit.
-    model = ManyFacetPCM(age_bands=False).fit(ratings)
-    assert model.converged_ and model.age_bands_ == []
+    # age_bands=False is the model before the age-band facet, adaptive=False its fixed 15-node
+    # quadrature: together they must reproduce that fit.
+    model = ManyFacetPCM(age_bands=False, adaptive=False).fit(ratings)
+    assert model.converged_ and model.age_bands_ == [] and model.n_nodes_ == 15
     # Optimiser tolerance 1e-3 on the gradient: values agree to about 1e-3 across platforms.
     np.testing.assert_allclose(model.thresholds_[0], PINNED["thresholds_0"], atol=2e-3)
     np.testing.assert_allclose(model.severity_, PINNED["severity"], atol=2e-3)
     np.testing.assert_allclose(model.ability_[:3], PINNED["ability_3"], atol=2e-3)
     assert model.sigma_ == pytest.approx(PINNED["sigma"], abs=2e-3)
+
+
+def test_adaptive_quadrature_agrees_with_a_fine_fixed_grid() -> None:
+    """7 nodes per sheet, centred and scaled on its posterior, give the fit of 61 fixed nodes
+    (PINNED_FINE); the 15 fixed nodes of PINNED are off by up to 0.026 logit on abilities."""
+    ratings, _ = simulate_ratings(n_units=6, n_sheets=120, n_cases=2, n_raters=4, seed=42)
+    model = ManyFacetPCM(age_bands=False).fit(ratings)
+    assert model.converged_ and model.n_nodes_ == 7
+    np.testing.assert_allclose(model.thresholds_[0], PINNED_FINE["thresholds_0"], atol=2e-3)
+    np.testing.assert_allclose(model.severity_, PINNED_FINE["severity"], atol=2e-3)
+    np.testing.assert_allclose(model.ability_[:3], PINNED_FINE["ability_3"], atol=2e-3)
+    assert model.sigma_ == pytest.approx(PINNED_FINE["sigma"], abs=2e-3)
+    coarse = np.abs(np.subtract(PINNED["ability_3"], PINNED_FINE["ability_3"])).max()
+    assert coarse > 0.01  # the check can tell the quadratures apart
 
 
 #: Values of the current implementation (seed 42; marginal ML with sheets nested in units,
@@ -156,6 +171,13 @@ PINNED: dict = {
     "severity": [1.058714, -0.343164, -0.163762, -0.551788],
     "ability_3": [-0.396451, 1.356742, 0.655868],
     "sigma": 1.253834,
+}
+#: The same data and model with 61 fixed Gauss-Hermite nodes (adaptive=False, n_nodes=61).
+PINNED_FINE: dict = {
+    "thresholds_0": [-1.162878, 0.859848, 1.649326],
+    "severity": [1.058268, -0.346486, -0.16066, -0.551123],
+    "ability_3": [-0.408802, 1.364331, 0.681705],
+    "sigma": 1.243212,
 }
 
 
@@ -196,8 +218,9 @@ def test_quadrature_nodes_follow_the_ratings_per_sheet() -> None:
     shared, _ = simulate_design("shared", n_units=4, sheets_per_unit=10, seed=1)  # 3 per sheet
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ModelFitWarning)
-        assert ManyFacetPCM(max_iter=5).fit(crossed).n_nodes_ == 31
-        assert ManyFacetPCM(max_iter=5).fit(shared).n_nodes_ == 15
+        assert ManyFacetPCM(max_iter=5, adaptive=False).fit(crossed).n_nodes_ == 31
+        assert ManyFacetPCM(max_iter=5, adaptive=False).fit(shared).n_nodes_ == 15
         assert ManyFacetPCM(max_iter=5, n_nodes=9).fit(crossed).n_nodes_ == 9
+        assert ManyFacetPCM(max_iter=5).fit(crossed).n_nodes_ == 7  # adaptive: 7 everywhere
     with pytest.raises(ValueError, match="n_nodes >= 3"):
         ManyFacetPCM(n_nodes=2).fit(shared)
