@@ -7,8 +7,9 @@ deviations around the expectation (estimated by moments); the ridge penalty is c
 cross-validation with folds by unit, so a unit's terms never help predict each other.
 
 Optional features (the municipality's own quality indicators) are added by forward selection
-only when they lower the grouped cross-validation error by at least ``min_gain``; the model
-reports which were tried and which it used (``selection_``).
+only when they lower the grouped cross-validation error by at least ``min_gain`` and by more than
+every one of ``n_perm`` random shuffles of their values does; the model reports which were tried
+and which it used (``selection_``).
 
 Prediction uncertainty comes from a bootstrap over units (all terms of a drawn unit together),
 which respects that a unit's terms are not independent. A unit's deviation is shrunk toward 0
@@ -117,6 +118,8 @@ class ContextModel(BaseEstimator):
         optional: further columns (quality indicators) added by forward selection only when each
             lowers the grouped cross-validation error by at least ``min_gain`` (relative).
         min_gain: relative cross-validation improvement an optional feature must bring.
+        n_perm: the improvement must also beat the feature's values shuffled this many times
+            (each shuffle doing as well rejects it: a permutation test at 1 / (n_perm + 1)).
         alphas: ridge penalties tried by cross-validation (in units of observations).
         cv: number of folds (grouped by unit).
         n_boot: bootstrap resamples over units for the prediction and what-if intervals.
@@ -137,6 +140,7 @@ class ContextModel(BaseEstimator):
         features: Sequence[str] = CONTEXT_COLUMNS,
         optional: Sequence[str] = (),
         min_gain: float = 0.02,
+        n_perm: int = 19,
         alphas: Sequence[float] = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 1000.0),
         cv: int = 5,
         n_boot: int = 200,
@@ -147,6 +151,7 @@ class ContextModel(BaseEstimator):
         self.features = features
         self.optional = optional
         self.min_gain = min_gain
+        self.n_perm = n_perm
         self.alphas = alphas
         self.cv = cv
         self.n_boot = n_boot
@@ -229,8 +234,8 @@ class ContextModel(BaseEstimator):
             tau2 = max(float(np.var(y)) - float(se2.mean()), 1e-6 + 0.1 * float(np.var(y)))
             w = 1.0 / (se2 + tau2)
 
-            def loss(cols: list[str]) -> float:
-                raw = self._design(X, [*self.features, *cols])
+            def loss(cols: list[str], frame: pd.DataFrame = X) -> float:
+                raw = self._design(frame, [*self.features, *cols])
                 scale = raw.std(axis=0)
                 design = (raw - raw.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
                 return float(self._cv_losses(design, y, w, groups).min())
@@ -257,6 +262,23 @@ class ContextModel(BaseEstimator):
                         reason=_gain_reason(gains[f], self.min_gain),
                     )
                 if gains[best] < self.min_gain:
+                    break
+                # With few units a feature of pure noise can lower the CV error by chance: the
+                # gain must also beat every one of n_perm shuffles of the same values.
+                rng = np.random.default_rng(self.random_state)
+                shuffled = X.copy()
+                beaten_by = 0
+                for _ in range(self.n_perm):
+                    shuffled[best] = rng.permutation(X[best].to_numpy())
+                    beaten_by += int(1.0 - loss([*chosen, best], shuffled) / current >= gains[best])
+                if beaten_by:
+                    report[best] = OptionalFeature(
+                        feature=best,
+                        used=False,
+                        cv_gain=gains[best],
+                        reason=f"lowers the cross-validation error by {gains[best]:.1%}, but "
+                        f"{beaten_by} of {self.n_perm} random shuffles of its values did as well",
+                    )
                     break
                 chosen.append(best)
                 remaining.remove(best)

@@ -275,3 +275,25 @@ def test_what_if_skips_a_model_whose_indicator_the_unit_has_not_measured(with_in
     uses_it = {o for o, m in models.items() if indicator_column("quality_work") in m.features_}
     answered = {r.outcome for r in what_if(models, row, {"children_per_fte": -0.5})}
     assert "progression" in uses_it and answered == set(models) - uses_it
+
+
+def test_in_a_small_municipality_noise_indicators_are_rarely_used():
+    """Eight base columns and ten units: noise lowers the CV error by 2 % or more by chance often;
+    the shuffle check keeps such indicators out (what the pilot's eight units need)."""
+    from profiles.synthetic import make_synthetic
+
+    used = tried = shuffled_out = 0
+    for seed in range(5):
+        small = make_synthetic(n_units=10, n_terms=2, n_boot=50, seed=seed)
+        rng = np.random.default_rng(seed)
+        ctx = small.context.copy()
+        for key in ("a", "b", "c"):
+            ctx[indicator_column(key)] = rng.normal(0, 1, len(ctx))
+        for model in fit_context_models(small.progression, small.ability, ctx).values():
+            for r in model.selection_:
+                tried += 1
+                used += r.used
+                shuffled_out += "random shuffles" in r.reason
+    assert tried >= 60
+    assert used <= 0.05 * tried, (used, tried)
+    assert shuffled_out >= 3  # noise that passed the 2 % rule, caught by the shuffles
