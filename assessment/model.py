@@ -472,6 +472,10 @@ class ManyFacetPCM:
             )
 
         set_nodes(np.zeros(n_rs), np.ones(n_rs))
+        buf = {name: np.empty((n_reg, n_q)) for name in ("eta", "u", "z", "log_z", "wz")}
+        buf["terms"] = np.empty((k_max + 1, n_reg, n_q))
+        buf["terms"][0] = 1.0
+        buf["w_terms"] = np.empty((k_max, n_reg, n_q))
         ge_obs = np.stack(
             [np.bincount(it, weights=(x >= j), minlength=n_items) for j in range(1, k_max + 1)], 1
         )
@@ -585,17 +589,18 @@ class ManyFacetPCM:
                 # (|eta| <= 30 keeps exp(K * eta) finite; real logits stay far inside).
                 beta = beta_full(p[sections[4] :])
                 off = mu[gr] + beta[br] - rho[rr]
-                eta = off[:, None] + sigma * quad["zr"]
+                # (in buffers kept across evaluations: fresh arrays of this size cost page faults)
+                eta = np.multiply(quad["zr"], sigma, out=buf["eta"])
+                eta += off[:, None]
                 np.clip(eta, -30, 30, out=eta)
-                u = np.exp(eta)
+                u = np.exp(eta, out=buf["u"])
                 step_exp = (np.exp(-delta) * step_valid)[ir]  # 0 above the item's top level
-                terms = np.empty((k_max + 1,) + eta.shape)  # unnormalised P, level first
-                terms[0] = 1.0
+                terms = buf["terms"]  # unnormalised P, level first; terms[0] = 1
                 for k in range(1, k_max + 1):
                     np.multiply(terms[k - 1], u, out=terms[k])
                     terms[k] *= step_exp[:, k - 1, None]
-                z = terms.sum(axis=0)
-                log_z = np.log(z)
+                z = np.sum(terms, axis=0, out=buf["z"])
+                log_z = np.log(z, out=buf["log_z"])
                 # A sheet's log-likelihood per node: its ratings' x * eta - cum_x - log Z, where
                 # the sum of x * eta is the sheet's total times its node plus a constant.
                 lin = np.bincount(sr, weights=xr * off - cum[ir, xr], minlength=n_rs)
@@ -612,10 +617,10 @@ class ManyFacetPCM:
                 nll -= float(lse.sum())
                 w_sq /= total[:, None]
                 out["w_sq"] = w_sq
-                wz = w_sq[sr] / z  # posterior weight of each rating's node over its Z
+                wz = np.divide(w_sq[sr], z, out=buf["wz"])  # posterior weight of a node / Z
                 # sum over nodes of w P_k per rating and level (k >= 1); row sums as matrix
                 # products (numpy's reductions over a short last axis are slow)
-                w_terms = terms[1:] * wz
+                w_terms = np.multiply(terms[1:], wz, out=buf["w_terms"])
                 p_k = (w_terms.reshape(-1, n_q) @ ones_q).reshape(k_max, n_reg)
                 gbar = np.cumsum(p_k[::-1], axis=0)[::-1].T  # posterior P(X >= j), j = 1..K
                 ew = ks[1:] @ p_k  # each rating's posterior expected level
