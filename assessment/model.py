@@ -472,7 +472,9 @@ class ManyFacetPCM:
             )
 
         set_nodes(np.zeros(n_rs), np.ones(n_rs))
-        buf = {name: np.empty((n_reg, n_q)) for name in ("eta", "u", "z", "log_z", "wz")}
+        buf: dict[str, np.ndarray] = {
+            name: np.empty((n_reg, n_q)) for name in ("eta", "u", "z", "log_z", "wz")
+        }
         buf["terms"] = np.empty((k_max + 1, n_reg, n_q))
         buf["terms"][0] = 1.0
         buf["w_terms"] = np.empty((k_max, n_reg, n_q))
