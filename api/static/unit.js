@@ -219,6 +219,33 @@ function trendSection(terms) {
   return section("sec-trend", "sec_trend", el("p", { class: "hint" }, t("trend_hint")), chart);
 }
 
+/**
+ * The drawing-age gap per term: how much older or younger than their age band the unit's drawings
+ * look (years, bias-corrected), with its interval and n; what scored it and whether that model was
+ * ever validated on real drawings, said before any figure.
+ */
+function drawingAgeSection(gap) {
+  if (!gap) return null;
+  const status = el("p", { class: gap.validated_on_real_drawings ? "hint" : "hint warn", "data-validation": String(gap.validated_on_real_drawings) });
+  status.textContent = gap.validated_on_real_drawings ? t("dage_validated", { text: gap.validation_label }) : t("dage_not_validated");
+  if (gap.status === "unavailable") {
+    return section("sec-drawing-age", "sec_drawing_age", status, el("p", { class: "muted" }, t("dage_unavailable", { reason: gap.reason || "" })));
+  }
+  const rows = gap.terms.map((x) => [
+    x.term,
+    String(x.n_photos),
+    x.suppressed || !x.gap ? tooFewCell() : withInterval(x.gap.value, x.gap.lo, x.gap.hi),
+  ]);
+  return section(
+    "sec-drawing-age",
+    "sec_drawing_age",
+    status,
+    el("p", { class: "hint" }, t(gap.status === "cross_fitted" ? "dage_cross_fitted" : "dage_not_on_units")),
+    simpleTable([t("term"), t("n_photos"), t("dage_gap", { level: Math.round(gap.level * 100) })], rows, { id: "drawing-age-table" }),
+    el("p", { class: "hint" }, t("dage_note", { n: gap.min_n })),
+  );
+}
+
 /** Assessed ability per curriculum area (logits) with 90 % intervals and a zero line. */
 function abilitySection(profile) {
   if (!profile.ability.length) return section("sec-ability", "sec_ability", el("p", { class: "muted" }, t("no_ratings_unit")));
@@ -668,9 +695,9 @@ function render() {
   const p = data.profile;
   const parts = [];
   if (p) {
-    parts.push(developmentSection(p), measuresSection(), expectedSection(p), abilitySection(p), trendSection(data.terms), distributionSection(term), contextSection(p), indicatorsSection(p), similarSection(p), triangulationSection(p));
+    parts.push(developmentSection(p), measuresSection(), expectedSection(p), abilitySection(p), trendSection(data.terms), drawingAgeSection(data.drawing_age_gap), distributionSection(term), contextSection(p), indicatorsSection(p), similarSection(p), triangulationSection(p));
   } else {
-    parts.push(section("sec-development", "sec_development", el("p", { class: "muted" }, t("no_profile_term"))), measuresSection(), trendSection(data.terms), distributionSection(term));
+    parts.push(section("sec-development", "sec_development", el("p", { class: "muted" }, t("no_profile_term"))), measuresSection(), trendSection(data.terms), drawingAgeSection(data.drawing_age_gap), distributionSection(term));
   }
   box.replaceChildren(...parts.filter(Boolean));
 }

@@ -158,18 +158,32 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
     assert "foton" in summary["certainty"] and "syntetiska" in summary["certainty"]
     assert "2026-VT" in summary["changed"]  # compared with last term
     panels = page.eval_on_selector_all("#sections > details", "ds => ds.map(d => [d.id, d.open])")
+    gap = context.request.get(f"{server.url}/api/units/{dalhem}/profile").json()["drawing_age_gap"]
+    assert gap is not None  # the demo's model has a drawing-age head
     assert panels == [
         ["sec-development", True],
         ["sec-measures", True],
         ["sec-expected", False],
         ["sec-ability", False],
         ["sec-trend", False],
+        ["sec-drawing-age", False],
         ["sec-distribution", False],
         ["sec-context", False],
         ["sec-indicators", False],
         ["sec-similar", False],
         ["sec-triangulation", False],
     ]
+    # the drawing-age panel says first that the model was never validated on real drawings
+    page.click("#sec-drawing-age > summary")
+    note = page.inner_text("#sec-drawing-age [data-validation]")
+    assert not gap["validated_on_real_drawings"]
+    assert note.startswith("Inte validerad på riktiga teckningar")
+    if gap["status"] != "unavailable":
+        shown = page.eval_on_selector_all(
+            "#drawing-age-table tbody tr", "rs => rs.map(r => r.cells[0].textContent)"
+        )
+        assert shown == [x["term"] for x in gap["terms"]]
+    page.click("#sec-drawing-age > summary")  # closed again for the screenshot
     page.screenshot(path=str(screenshots / "unit-summary-desktop.png"))
 
     # measures: the demo's measure with its follow-up (worded as follow-up, never as proof)
