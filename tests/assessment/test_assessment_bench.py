@@ -31,10 +31,12 @@ def test_one_design_scores_fit_and_baselines_and_section_lists_all() -> None:
     sizes = bench.unequal("shared", 3, n_units=12, sheets_per_unit=30)
     assert {"unit_rho_random", "unit_rho_fixed", "unit_rho_raw", "covered_random"} <= set(sizes)
     assert all(-1 <= sizes[k] <= 1 for k in ("unit_rho_random", "unit_rho_fixed", "rater_r_random"))
-    text = bench.section(rows, [{"design": "shared", **result}], pd.DataFrame([sizes]))
+    timing = {"design": "shared", **result, "fixed_s": 2 * result["fit_s"], "fixed_nodes": 15}
+    text = bench.section(rows, [timing], pd.DataFrame([sizes]))
     for label in bench.LABELS.values():
         assert label in text
     assert "100 000-rating fit" in text and "units of 5-50 sheets" in text
+    assert "fixed 15 nodes (`adaptive=False`)" in text and "2.0x" in text
 
 
 def test_write_section_replaces_only_assessment(tmp_path: Path) -> None:
