@@ -55,9 +55,15 @@ common mix. ``age_bands=False`` (or no ``age_band`` column) is the model without
 bit-for-bit.
 
 Estimation: marginal maximum likelihood. The sheet deviations ``z_s`` are integrated out by
-Gauss-Hermite quadrature (``n_nodes`` nodes; by default 15, or 31 when the sheets carry more than
-6 ratings on average: their posteriors are then narrow and 15 fixed nodes too coarse, see the fit
-times below) around each sheet's unit mean; the
+adaptive Gauss-Hermite quadrature (Liu & Pierce 1994; ``n_nodes`` = 7 nodes per sheet by default):
+each sheet's nodes are centred at the mode of its posterior and scaled by the curvature there
+(Newton steps on all sheets at once), ``int f(z) phi(z) dz = sum_q w_q b phi(a + b t_q) / phi(t_q)
+f(a + b t_q)``. Within one L-BFGS run the nodes stay fixed, so the objective is smooth and its
+gradient exact; they are adapted at the start values, the first (loose) run is followed by a
+re-adaptation at its estimates and the final run. Sheets with many ratings have narrow posteriors,
+which fixed nodes spread over N(0, 1) cannot resolve (``adaptive=False``: the earlier fixed nodes,
+15, or 31 with more than 6 ratings per sheet); adapted nodes follow them (fit times and accuracy
+below). Every regular rating is evaluated at its sheet's nodes; the
 marginal log-likelihood of thresholds, severities, unit means, ``log sigma`` and calibration
 abilities is maximised by L-BFGS-B with its analytic gradient (Fisher's identity: the gradient is
 the posterior-weighted complete-data score). One evaluation is a few (ratings x nodes x levels)
@@ -152,19 +158,21 @@ BENCHMARKS.md has every seed of the current model):
   0.888 (c), rater r 0.788 vs 0.784 and 0.877 vs 0.874, coverage 0.925 / 0.940 vs 0.950 / 0.950:
   a small gain on average, not on every seed.
 
-Fit time (2 CPU cores shared with other jobs; timings on this machine are noisy): 100 080 ratings
-in design (b) 1.1-1.6 s at load 2-4; the crossed design with 5 raters per sheet (every unit x rater
-x item combination distinct, 31 nodes) 6.4 s for 100 200 ratings at load 2.3 (with 15 nodes
-4.3-9.0 s at load ~4; ~12 s at load 11-12). Before the preconditioning: 15-20 s and 23-48 s at
-load 7-12. The work per L-BFGS step is (unit-term x rater x item
-combinations) x nodes x levels plus one sparse pass over (sheet, level) cells. Fewer nodes were
-checked (20 units x 40 sheets): against 31 nodes, 11 move design (b) estimates by <= 0.01 logit;
-but in the crossed design (15 ratings per sheet, sheet posteriors narrower than the node spacing)
-unit means at 15 nodes differ from a 61-node fit by up to 0.31 logit (31 nodes: 0.06; severities
-0.024 and 0.004). So the default is 15 nodes, and 31 where sheets carry more than 6 ratings on
-average (100k crossed ratings: 9.4 s with 31 nodes vs 8.1 s with 15 at load ~3, fewer
-iterations); adaptive quadrature (nodes centred and scaled on each sheet's posterior) would be the
-thorough fix: not done yet.
+Fit time and quadrature (2 CPU cores shared with other jobs; timings on this machine are noisy).
+Every evaluation works on (ratings x nodes x levels) arrays: 100 000 ratings x 7 nodes x 4 levels.
+The earlier fit grouped ratings by (unit-term, band, rater, item) combination, which pays only where
+few combinations exist (design b); in the crossed design (5 raters per sheet, every combination
+nearly distinct) it worked on ~100 000 combinations x 31 nodes. The same 100k data fitted by the
+previous commit and by this one, one after the other (load 2.5): design (b) 3.94 s -> 3.34 s,
+crossed 17.6 s -> 3.15 s (5.6x; 50 L-BFGS iterations, ~40 ms each); ``bench/assessment.py``
+records both against ``adaptive=False`` in the same run. BLAS is held to one thread during the fit
+(threadpoolctl): its products are thin, and at load ~4 OpenBLAS's 2 threads doubled an evaluation.
+Accuracy against 81 fixed nodes at a tight tolerance (20 units x 40 sheets, seed 7; max |difference|
+of unit means / abilities / severities): 7 adaptive nodes 0.0004 / 0.0006 / 0.0005 (b), 0.0003 /
+0.0002 / 0.0000 (crossed), 0.0004 / 0.0005 / 0.0004 (c), i.e. within the optimiser's tolerance;
+the earlier fixed nodes 0.0004 / 0.0013 / 0.0006 (b, 15 nodes) but 0.0074 / 0.0117 / 0.0007
+(crossed, 31 nodes); 5 adaptive nodes 0.0025 / 0.0016 in the crossed design, so 7 is the default.
+The bench's recovery figures did not move (3 decimals; one rater r by 0.001).
 """
 
 from __future__ import annotations
@@ -260,8 +268,11 @@ class ManyFacetPCM:
         sheet abilities are on the reference scale.
     theta_prior_sd: SD of the weak normal penalty on calibration-sheet abilities (logits).
     severity_prior_sd: SD of the weak normal penalty on severities (logits).
-    n_nodes: Gauss-Hermite nodes for the sheet deviations; None: 15, or 31 when the regular sheets
-        carry more than 6 ratings on average (module docstring). ``n_nodes_`` is the number used.
+    n_nodes: Gauss-Hermite nodes per sheet for the sheet deviations; None: 7 with adaptive
+        quadrature; without, 15, or 31 when the regular sheets carry more than 6 ratings on
+        average (module docstring). ``n_nodes_`` is the number used.
+    adaptive: centre and scale each sheet's nodes on its posterior (module docstring); False
+        keeps the nodes fixed on N(0, 1) (the earlier fit, bit for bit up to the optimiser).
     random_units: unit means as a random facet, ``mu_g ~ N(m_term, unit_prior_sd**2)`` (module
         docstring); False keeps them as free fixed effects.
     unit_prior_sd: SD of that distribution (logits); None estimates it (empirical Bayes) when
