@@ -133,10 +133,9 @@ Unseen seeds 101-105 (not tuned on; crossed not run there for time):
 Better on average in every design, coverage within 2 points of the earlier model, so it is the
 default. Not on every seed: (b) seed 105 rater r 0.905 vs 0.911, seed 20265 unit Spearman 0.951
 vs 0.956; (c) seed 101 unit Spearman 0.932 vs 0.939 (others within 0.001). Fit time about doubles at this size (e.g. (b) 0.8-1.4 s vs
-0.4-0.8 s, under load). The 100k-rating timings of the bench rerun with the facet were taken at
-load 16.8 on 2 cores (19.1 s design b, 156 s crossed): not comparable with the figures below and
-not re-measured at low load; with up to 5x the combinations the crossed design may well miss the
-10 s target even unloaded (unverified).
+0.4-0.8 s, under load; that was with fixed nodes on (unit-term, band, rater, item) combinations,
+whose number the facet multiplies: 100k ratings took 19.1 s (b) and 156 s (crossed) at load 16.8).
+Per-rating adaptive quadrature (below) does not depend on the number of combinations.
 
 Recovery measured by ``python bench/assessment.py`` before the age-band facet (40 units x 50
 sheets, 4 cases x 3 items, 5 seeds per design; mean over seeds, plain estimate in brackets;
@@ -163,7 +162,7 @@ Every evaluation works on (ratings x nodes x levels) arrays: 100 000 ratings x 7
 The earlier fit grouped ratings by (unit-term, band, rater, item) combination, which pays only where
 few combinations exist (design b); in the crossed design (5 raters per sheet, every combination
 nearly distinct) it worked on ~100 000 combinations x 31 nodes. The same 100k data fitted by the
-previous commit and by this one, one after the other (load 2.5): design (b) 3.94 s -> 3.34 s,
+implementation before it (commit 5315bbd) and by this one, one after the other (load 2.5): design (b) 3.94 s -> 3.34 s,
 crossed 17.6 s -> 3.15 s (5.6x; 50 L-BFGS iterations, ~40 ms each); ``bench/assessment.py``
 records both against ``adaptive=False`` in the same run. BLAS is held to one thread during the fit
 (threadpoolctl): its products are thin, and at load ~4 OpenBLAS's 2 threads doubled an evaluation.
