@@ -157,7 +157,7 @@ class UnitProfileOut(BaseModel):
         None,
         description="per term, the mean over the unit's photos of the bias-corrected drawing age "
         "minus the age-band midpoint (years, 90 % interval, n), scored by a model that never saw "
-        "the unit's photos; status, and validation_label \"not validated on real drawings\" "
+        'the unit\'s photos; status, and validation_label "not validated on real drawings" '
         "until the model is validated on real drawings",
     )
     min_group_size: int
