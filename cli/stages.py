@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -56,7 +57,7 @@ def stages(
     """
     # lazy: loaded only when the command runs, so `spira --help` stays fast
     from training.registry import load_model, promoted_version_from_files
-    from vision.ingest import IngestError, ingest
+    from vision.ingest import IngestError, IngestLimits, ingest
     from vision.threads import map_per_core, one_thread_per_operation
     from vision.worker import decode_stored
 
@@ -108,10 +109,16 @@ def stages(
             print(json.dumps(line) if jsonl else "\t".join([str(path), *cells]), flush=True)
         batch.clear()
 
+    # Nothing is stored here, so the scan for faces down to 2 % of the long side (the Haar
+    # cascade, most of an upload's CPU), which protects stored images, is left out; the
+    # whole-photo BlazeFace pass stays, so a photo with a large face is scored as its blurred
+    # stored copy would be (small blurred patches do not move a drawing's stage).
+    limits = replace(IngestLimits(), small_face_scan_long_side=0)
+
     def read(path: Path) -> object:
         # Scored as the queue worker scores an upload: from the stored JPEG's analysis copy.
         try:
-            return decode_stored(ingest(path.read_bytes()).jpeg)
+            return decode_stored(ingest(path.read_bytes(), limits=limits).jpeg)
         except (IngestError, OSError) as err:
             return err
 

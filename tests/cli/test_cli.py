@@ -58,6 +58,26 @@ def test_stages_prints_one_json_line_per_image_and_flags_unreadable(
     assert by_name["b.png"]["stage"] > by_name["a.jpg"]["stage"]  # a scene is later than a scribble
 
 
+def test_stages_scans_for_large_faces_but_not_for_small_ones(
+    spira_env, trained_model, tmp_path, monkeypatch
+):
+    """`spira stages` stores nothing, so the small-face scan that protects stored images is left
+    out; the whole-photo BlazeFace pass stays (a large face is scored as its blurred copy)."""
+    from vision import faces
+
+    calls: list[str] = []
+    real_detect = faces.detect_faces
+    monkeypatch.setattr(faces, "find_small_faces", lambda *a, **k: calls.append("small") or [])
+    monkeypatch.setattr(
+        faces, "detect_faces", lambda *a, **k: calls.append("large") or real_detect(*a, **k)
+    )
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(make_photo(2, 5, megapixels=0.3))
+    result = runner.invoke(app, ["stages", str(photo)])
+    assert result.exit_code == 0, result.output
+    assert calls == ["large"]
+
+
 def test_stages_folder_matches_one_photo_at_a_time(spira_env, trained_model, tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
