@@ -172,7 +172,7 @@ def fit_age_head(
                 f"drawing age, {name}: out-of-fold Spearman {c['spearman']:.3f}, MAE {c['mae']:.2f} y"
             )
     chosen = min(comparison, key=lambda n: comparison[n]["mae"])
-    final = _refit(chosen, X, age, n_features, chosen_params[chosen], seed)
+    final = refit_age_head(chosen, X, age, n_features, chosen_params[chosen], seed)
     chosen_oof = oof[chosen]
     slope, intercept = np.polyfit(age, chosen_oof, 1)
     final.bias_slope, final.bias_intercept = float(slope), float(intercept)
@@ -224,9 +224,11 @@ def _fit_hgb(X: np.ndarray, age: np.ndarray, n_features: int, seed: int) -> Draw
     return head
 
 
-def _refit(
+def refit_age_head(
     kind: str, X: np.ndarray, age: np.ndarray, n_features: int, params: dict, seed: int
 ) -> DrawingAgeHead:
+    """Fit the candidate ``kind`` (a name in :data:`CANDIDATES`) with the settings ``params``
+    chosen for it (``AgeFit.comparison[kind]``) on ``X``/``age``; no bias correction."""
     d = X.shape[1]
     if kind in ("ridge", "ridge_features"):
         cols = np.arange(d) if kind == "ridge" else np.arange(d - n_features, d)

@@ -29,7 +29,8 @@ class FitResult:
     cv_by_l2: dict = field(default_factory=dict)
 
 
-def _folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int):
+def stage_folds(y: np.ndarray, groups: np.ndarray, n_splits: int, seed: int):
+    """The stage head's grouped folds (stratified by stage where the groups allow)."""
     n_groups = len(np.unique(groups))
     k = max(2, min(n_splits, n_groups))
     try:
@@ -56,7 +57,7 @@ def fit_stage_head(
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     groups = np.arange(len(y)) if groups is None else np.asarray(groups)
-    folds = _folds(y, groups, n_splits, seed)
+    folds = stage_folds(y, groups, n_splits, seed)
     cv_by_l2: dict[float, float] = {}
     fold_heads_by_l2: dict[float, list] = {}
 

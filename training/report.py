@@ -86,14 +86,36 @@ def model_card(version: str, *, data: dict, params: dict, metrics: dict, backbon
         ]
     if m.get("stage_with_age"):
         s = m["stage_with_age"]
+        n = s.get("n", m.get("n", "?"))
+        where = (
+            f"n = {n} drawings in {s['groups']} groups, {s['folds']} grouped folds"
+            if "groups" in s
+            else f"n = {n}"
+        )
         lines += [
             "",
             "## Stage head given the drawing age",
             "",
-            f"The stage head was also fitted with the cross-fitted drawing age as one more input: "
-            f"out-of-fold QWK {s['qwk_with']:.3f} with it against {s['qwk_without']:.3f} without "
-            f"(MAE {s['mae_with']:.3f} vs {s['mae_without']:.3f} stages): "
-            f"{'kept' if s['kept'] else 'not kept'}.",
+            "Trained with both stages and ages, the stage head was compared with the same head "
+            "given the drawing age as one more input, on the same grouped folds; the age it reads "
+            "is cross-fitted within each training fold (nested), so no row's age comes from an "
+            "age head that saw its group.",
+            "",
+            "| stage head | out-of-fold QWK | MAE (stages) | accuracy |",
+            "|---|---|---|---|",
+            f"| alone | {s['qwk_without']:.3f} | {s['mae_without']:.3f} | "
+            f"{s.get('accuracy_without', float('nan')):.3f} |",
+            f"| with the drawing age ({s.get('age_head', 'age head')}) | {s['qwk_with']:.3f} | "
+            f"{s['mae_with']:.3f} | {s.get('accuracy_with', float('nan')):.3f} |",
+            "",
+            f"{where}. "
+            + (
+                "Kept: it raises QWK and lowers MAE, so this model's stage head reads the age "
+                "head's drawing age when it scores a photo."
+                if s["kept"]
+                else "Not kept (it must raise QWK and lower MAE): the stage head reads only "
+                "the embedding and the drawing features."
+            ),
         ]
     if m.get("human_agreement"):
         h = m["human_agreement"]

@@ -20,6 +20,7 @@ from training.age import CANDIDATES, fit_age_head
 from training.fit import FitResult, fit_stage_head
 from training.registry import new_version, register
 from training.report import html_report, model_card
+from training.stage_age import compare_stage_with_age
 from vision.embed import create_embedder
 from vision.features import FEATURE_NAMES
 from vision.ingest import IngestError, ingest
@@ -240,7 +241,8 @@ def fit_and_register(
 
     With ages, a drawing-age head (:func:`training.age.fit_age_head`); with stages, the ordinal
     stage head; with both, the stage head is also tried with the cross-fitted drawing age as one
-    more input, and that is kept only when it raises the out-of-fold QWK.
+    more input (:mod:`training.stage_age`, nested grouped CV), and that is kept only when it
+    raises the out-of-fold QWK and lowers the MAE.
     ``backbone_weights``: a fine-tuned backbone the embeddings came from, copied into the model's
     folder so it is served with it. ``extra_metrics``/``extra_params`` join the model card's.
     ``age_candidates``: the drawing-age heads compared (:data:`training.age.CANDIDATES`)."""
@@ -267,29 +269,24 @@ def fit_and_register(
     if described.stages is not None:
         fit = fit_stage_head(X, described.stages, described.groups, seed=seed, progress=log)
         if age_fit is not None:
-            # The stage head given the drawing age: cross-fitted (out-of-fold) ages for training,
-            # so it learns how much to trust an age prediction made on drawings it has not seen.
-            with_age = fit_stage_head(
-                np.concatenate([X, age_fit.oof[:, None]], axis=1),
+            # The stage head given the drawing age, by nested grouped CV on the same folds;
+            # kept only where it raises the out-of-fold QWK and lowers the MAE.
+            assert described.ages is not None
+            informed = compare_stage_with_age(
+                X,
                 described.stages,
+                described.ages,
                 described.groups,
+                fit,
+                age_fit,
+                n_features=described.features.shape[1],
                 seed=seed,
+                progress=log,
             )
-            uses_age = with_age.metrics["qwk"] > fit.metrics["qwk"]
-            metrics["stage_with_age"] = {
-                "qwk_without": fit.metrics["qwk"],
-                "qwk_with": with_age.metrics["qwk"],
-                "mae_without": fit.metrics["mae"],
-                "mae_with": with_age.metrics["mae"],
-                "kept": uses_age,
-            }
-            if log:
-                log(
-                    f"stage head with the drawing age as input: QWK {with_age.metrics['qwk']:.3f} "
-                    f"vs {fit.metrics['qwk']:.3f} without; {'kept' if uses_age else 'not kept'}"
-                )
-            if uses_age:
-                fit = with_age
+            metrics["stage_with_age"] = informed.metrics
+            uses_age = informed.kept
+            if informed.fit is not None:
+                fit = informed.fit
         metrics.update(fit.metrics)
         params.update(l2=fit.l2, temperature=round(fit.metrics["temperature"], 4))
     if human_agreement:
