@@ -355,7 +355,7 @@ function expectedSection(profile) {
     axisLabel: t("expected_axis"),
     title: t("expected_title", { term: profile.term }),
     summary: profile.expected
-      .map((e) => `${loc(e)}: ${e.suppressed ? t("too_few") : withInterval(e.shrunk_residual, e.shrunk_lo, e.shrunk_hi)} (n = ${e.n})`)
+      .map((e) => `${loc(e)}: ${e.suppressed ? t("too_few") : deviationText(e)} (n = ${e.n})`)
       .join("; "),
     digits: 2,
     table: {
@@ -363,7 +363,7 @@ function expectedSection(profile) {
       rows: profile.expected.map((e) =>
         e.suppressed
           ? [`${loc(e)} (${measureUnit(e.measure_unit)})`, String(e.n), tooFewCell(), tooFewCell(), tooFewCell()]
-          : [`${loc(e)} (${measureUnit(e.measure_unit)})`, String(e.n), num(e.observed), num(e.expected), withInterval(e.shrunk_residual, e.shrunk_lo, e.shrunk_hi)],
+          : [`${loc(e)} (${measureUnit(e.measure_unit)})`, String(e.n), num(e.observed), num(e.expected), deviationText(e)],
       ),
     },
   });
@@ -377,6 +377,17 @@ function expectedSection(profile) {
 }
 
 /** Development areas with their explanations (or a sentence that none stands out). */
+/**
+ * A deviation from the expected value with its interval; when the spread between units is
+ * estimated at (about) zero every deviation is shrunk to 0 with (next to) no width, which is no figure to
+ * show as "0,00 [0,00, 0,00]": it says that no unit stands out from its expected value.
+ */
+function deviationText(e) {
+  // (narrower than the 0,01 the page shows: it would read as an interval of no width)
+  if (e.shrunk_residual != null && e.shrunk_lo != null && e.shrunk_hi - e.shrunk_lo < 0.005) return t("deviation_none");
+  return withInterval(e.shrunk_residual, e.shrunk_lo, e.shrunk_hi);
+}
+
 function developmentSection(profile) {
   if (!profile.development_areas.length) {
     return section("sec-development", "sec_development", el("p", { class: "muted" }, t("no_development")));
@@ -387,9 +398,10 @@ function developmentSection(profile) {
       { class: "development-area" },
       el("h3", {}, loc(d)),
       el("p", {}, loc(d, "explanation")),
-      d.shrunk_residual == null
+      // the deviation from the expected value, where that is why the area is listed
+      d.shrunk_residual == null || !d.reasons.includes("below_expected")
         ? null
-        : el("p", { class: "hint" }, `${t("deviation")}: ${withInterval(d.shrunk_residual, d.shrunk_lo, d.shrunk_hi)}`),
+        : el("p", { class: "hint" }, `${t("deviation")}: ${deviationText(d)}`),
     ),
   );
   return section("sec-development", "sec_development", el("ol", { class: "development-list" }, ...items));

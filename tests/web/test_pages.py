@@ -266,6 +266,9 @@ def test_principal_reads_their_unit_profile(chromium, demo_server, screenshots) 
     assert "6" in page.inner_text("#sec-distribution figcaption tbody tr:last-child")
     # expected vs observed as a deviation, with the association-not-cause sentence
     assert "inte en orsak" in page.inner_text("#sec-expected .association-note")
+    # a deviation shrunk to exactly 0 (no spread between units) is said in words, never shown
+    # as a figure with an interval of no width
+    assert "[0,00, 0,00]" not in page.inner_text("#sections")
     # units of measure in the page's language too
     assert "åldersjusterat index" in page.inner_text("#sec-expected")
     assert "age-adjusted" not in page.inner_text("#sec-expected")
