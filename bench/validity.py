@@ -9,7 +9,9 @@ would fail here. Two directions:
 - for each: Spearman of the drawing age with the children's (synthetic) ages, QWK and MAE of the
   stage head against stages, for every age head compared on the model card, next to two plain
   baselines a sceptic would compute: ridge on the embeddings alone, and ridge on ink coverage and
-  stroke counts alone (``vision.features``).
+  stroke counts alone (``vision.features``);
+- the stage head given the chosen age head's drawing age (``training.stage_age``): kept or not
+  by nested grouped CV on the training set, scored on the test set either way.
 
 Synthetic figures say the pipeline is medium-invariant on the generator; they are not evidence about
 real drawings. Run: ``python bench/validity.py [--n 100] [--write]`` (about 3 minutes on 2 busy
@@ -73,6 +75,7 @@ def _direction(train, test) -> list[dict]:
     from training.age import age_metrics, fit_age_head
     from training.fit import fit_stage_head
     from training.metrics import stage_metrics
+    from training.stage_age import compare_stage_with_age
     from vision.features import FEATURE_NAMES
     from vision.model import stage_inputs
 
@@ -83,8 +86,9 @@ def _direction(train, test) -> list[dict]:
     rows = []
     stage = fit_stage_head(X, stages, groups)
     sm = stage_metrics(stage.head.predict_proba(Xt), tstages)
+    fits = {}
     for kind in ("ridge", "ridge_features", "ordinal", "hgb"):
-        fit = fit_age_head(X, ages, groups, n_features=nf, candidates=(kind,))
+        fit = fits[kind] = fit_age_head(X, ages, groups, n_features=nf, candidates=(kind,))
         pred = fit.head.predict(Xt)
         m = age_metrics(pred, tages)
         ci = _spearman_ci(pred, tages, tgroups)
@@ -126,9 +130,27 @@ def _direction(train, test) -> list[dict]:
     # what `spira train` would keep: the age head with the lowest grouped-CV MAE
     chosen = min((r for r in rows if r["head"].endswith("(age head)")), key=lambda r: r["cv_mae"])
     chosen["head"] += " ← chosen by grouped CV"
+    # the stage head given the chosen age head's drawing age: decided on the training set by
+    # nested grouped CV (training.stage_age), scored on the test set either way
+    kind = chosen["head"].split(" ")[0]
+    informed = compare_stage_with_age(X, stages, ages, groups, stage, fits[kind], n_features=nf)
+    age_t = fits[kind].head.predict(Xt)
+    im = stage_metrics(informed.fit.head.predict_proba(np.column_stack([Xt, age_t])), tstages)
     for r in rows:
         r["qwk"], r["stage_mae"] = sm["qwk"], sm["mae"]
+    rows[0]["informed"] = {"cv": informed.metrics, "test": im}
     return rows
+
+
+def _informed_line(informed: dict) -> str:
+    cv, test = informed["cv"], informed["test"]
+    return (
+        f"Stage head given the drawing age ({cv['age_head']} age head): training-set nested "
+        f"grouped CV QWK {cv['qwk_with']:.3f} vs {cv['qwk_without']:.3f} alone, MAE "
+        f"{cv['mae_with']:.3f} vs {cv['mae_without']:.3f} (n = {cv['n']}): "
+        f"{'kept' if cv['kept'] else 'not kept'}; on the test set QWK {test['qwk']:.3f}, "
+        f"MAE {test['mae']:.3f} (n = {test['n']})."
+    )
 
 
 def run(n: int) -> tuple[str, float]:
@@ -146,6 +168,7 @@ def run(n: int) -> tuple[str, float]:
             "",
             f"Stage head on the test set: QWK {rows[0]['qwk']:.3f}, MAE {rows[0]['stage_mae']:.3f} "
             f"stages (n = {rows[0]['n']}).",
+            _informed_line(rows[0]["informed"]),
             "",
             "| age predictor | Spearman with age (test) [95 % CI] | MAE years (test) | MAE years (grouped CV, train) |",
             "|---|---|---|---|",

@@ -57,8 +57,9 @@ def paired_mae_gain(
 class StageAgeComparison:
     metrics: dict  # the model card's record: figures with and without, n, folds, kept
     kept: bool
-    #: When kept: the informed head fitted on all rows (calibrated) and its out-of-fold figures.
-    fit: FitResult | None = None
+    #: The informed head fitted on all rows (calibrated) and its nested out-of-fold figures;
+    #: a model uses it only when ``kept``.
+    fit: FitResult
 
 
 def nested_age(
@@ -101,7 +102,7 @@ def compare_stage_with_age(
 ) -> StageAgeComparison:
     """Compare the plain stage head ``plain`` (from :func:`training.fit.fit_stage_head` with the
     same ``n_splits`` and ``seed``, so on the same folds) with the age-informed head by nested
-    grouped CV; refit the informed head on all rows when it wins on both QWK and MAE."""
+    grouped CV, and fit the informed head on all rows (``kept`` says whether it wins)."""
     X = np.asarray(X, np.float64)
     y = np.asarray(stages, np.int64)
     ages = np.asarray(ages, np.float64)
@@ -157,10 +158,8 @@ def compare_stage_with_age(
             f"{informed['mae']:.3f} vs {without['mae']:.3f} (fall {gain:.3f} ± {se:.3f} SE); "
             f"{'kept' if kept else 'not kept'}"
         )
-    if not kept:
-        return StageAgeComparison(metrics=record, kept=False)
     final = OrdinalStageHead(l2=plain.l2).fit(np.column_stack([X, age_fit.oof]), y)
     final.temperature_ = temperature
     metrics = {**informed, "temperature": temperature, "folds": len(folds)}
     fit = FitResult(head=final, l2=plain.l2, metrics=metrics, oof_probs=oof)
-    return StageAgeComparison(metrics=record, kept=True, fit=fit)
+    return StageAgeComparison(metrics=record, kept=kept, fit=fit)
