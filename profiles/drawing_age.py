@@ -142,7 +142,8 @@ def unit_drawing_age_gap(
             level=level,
             min_n=min_n,
             terms=[],
-            reason=f"the drawing-age model could not be used ({err}); retrain it with "
+            # the error itself (with the model folder's path) goes to the log only
+            reason="the drawing-age model's files could not be read; retrain it with "
             "`spira train --from-uploads`",
         )
 

@@ -89,7 +89,10 @@ class MethodData:
 def spearman_brown(r: float) -> float:
     """Reliability of the whole from the correlation of two halves: 2r / (1 + r), floored at
     -1 (a strongly negative half correlation, seen in bootstraps of a few units, would step
-    down below -1, which no correlation can be)."""
+    down below -1, which no correlation can be); NaN when ``r`` is (too few units, flat halves),
+    so an incomputable resample is left out rather than counted as -1."""
+    if not math.isfinite(r):
+        return float("nan")
     return max(float(2 * r / (1 + r)), -1.0) if r > -1 else -1.0
 
 

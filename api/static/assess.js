@@ -68,7 +68,7 @@ function showCase() {
   $("sheet").hidden = !c || !session();
   if (!c) return;
   $("case-title").textContent = title(c);
-  $("case-materials").textContent = c.materials.join(", ");
+  $("case-materials").textContent = (c.materials || []).join(", "); // a library cached before materials existed has none
   $("case-does").textContent = c.educator_does;
   $("case-says").textContent = c.educator_says;
   renderSheet();

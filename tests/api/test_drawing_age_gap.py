@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from tests.api.conftest import token
 from tests.training.test_unit_age import TERMS, _store
 
@@ -41,3 +43,13 @@ def test_profile_answer_carries_the_cross_fitted_drawing_age_gap_labelled_not_va
     for t in gap["terms"]:
         assert t["n_photos"] == 8 and t["suppressed"] is False
         assert t["gap"]["lo"] <= t["gap"]["value"] <= t["gap"]["hi"]
+    # a fold head's files lost: the profile still answers, saying what to do, and names no
+    # server path (the error with the model folder goes to the log only)
+    (fold_dir,) = [p for p in (tmp_path / "models").rglob("fold-0") if p.is_dir()]
+    shutil.rmtree(fold_dir)
+    profile_service.forget()
+    broken = api.get(url, headers=token(api, "boss"))
+    assert broken.status_code == 200, broken.text
+    lost = broken.json()["drawing_age_gap"]
+    assert lost["status"] == "unavailable" and "--from-uploads" in lost["reason"]
+    assert str(tmp_path) not in lost["reason"] and "/" not in lost["reason"]

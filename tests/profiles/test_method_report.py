@@ -4,6 +4,7 @@ from seeded data, and a self-contained HTML page carrying them."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import date
 from html.parser import HTMLParser
@@ -101,6 +102,7 @@ def test_split_half_reliability_recovers_the_reliability_of_unit_means():
     assert few == {"value": None, "lo": None, "hi": None, "n": 4}
     assert spearman_brown(0.5) == pytest.approx(2 / 3)
     assert spearman_brown(-0.6) == -1.0  # 2r/(1+r) = -3 is no correlation
+    assert math.isnan(spearman_brown(float("nan")))  # an incomputable resample is no -1
 
 
 def test_method_figures_from_seeded_data_and_the_page_that_carries_them():
