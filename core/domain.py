@@ -176,16 +176,47 @@ _FORBIDDEN_TEXT = re.compile(
 
 def text_problem(value: str, field: str = "text", *, multiline: bool = False) -> str | None:
     """Why ``value`` may not be stored as free text (a control or bidi-override character; a
-    newline or tab unless ``multiline``), naming ``field`` and the character; None if it may."""
+    newline or tab unless ``multiline``; a personal identity number), naming ``field`` and the
+    character or position; None if it may."""
     m = _FORBIDDEN_TEXT.search(value)
     if m is None and not multiline:
         m = re.search("[\t\n]", value)
     if m is None:
-        return None
+        return personal_number_problem(value, field)
     return (
         f"{field} contains the control character U+{ord(m.group()):04X} at position "
         f"{m.start() + 1}; remove it"
     )
+
+
+#: A Swedish personal identity or coordination number: (CC)YYMMDD, an optional - or +, four
+#: digits. Counted only when the date part is plausible (month 01-12; day 01-31, or 61-91 for a
+#: coordination number) and the last digit is the Luhn check of the ten, so dates, phone numbers
+#: and counts in free text pass.
+_PERSONAL_NUMBER = re.compile(r"(?<!\d)(?:19|20)?(\d{2})(0[1-9]|1[0-2])(\d{2})[-+]?(\d{4})(?!\d)")
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(digits):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def personal_number_problem(value: str, field: str = "text") -> str | None:
+    """Why ``value`` may not be stored: it holds what looks like a Swedish personal identity (or
+    coordination) number, naming ``field`` and the position; None if it does not."""
+    for m in _PERSONAL_NUMBER.finditer(value):
+        yy, mm, dd, last = m.groups()
+        day = int(dd)
+        if (1 <= day <= 31 or 61 <= day <= 91) and _luhn_ok(yy + mm + dd + last):
+            return (
+                f"{field} contains what looks like a personal identity number at position "
+                f"{m.start() + 1}; Spira stores nothing that identifies a child or an adult: "
+                "remove it"
+            )
+    return None
 
 
 def check_text(value: str, field: str = "text", *, multiline: bool = False) -> str:
