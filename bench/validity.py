@@ -134,6 +134,7 @@ def _direction(train, test) -> list[dict]:
     # nested grouped CV (training.stage_age), scored on the test set either way
     kind = chosen["head"].split(" ")[0]
     informed = compare_stage_with_age(X, stages, ages, groups, stage, fits[kind], n_features=nf)
+    assert informed.fit is not None  # the bench's sets have 20 groups and more
     age_t = fits[kind].head.predict(Xt)
     im = stage_metrics(informed.fit.head.predict_proba(np.column_stack([Xt, age_t])), tstages)
     for r in rows:

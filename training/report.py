@@ -84,7 +84,14 @@ def model_card(version: str, *, data: dict, params: dict, metrics: dict, backbon
             f"mean absolute corrected gap {age['corrected_mae']:.2f} years (n = {age['n']}). "
             "`spira stages` prints the raw drawing age; unit figures use the corrected gap.",
         ]
-    if m.get("stage_with_age"):
+    if m.get("stage_with_age", {}).get("skipped"):
+        lines += [
+            "",
+            "## Stage head given the drawing age",
+            "",
+            m["stage_with_age"]["skipped"] + ".",
+        ]
+    elif m.get("stage_with_age"):
         s = m["stage_with_age"]
         n = s.get("n", m.get("n", "?"))
         where = (

@@ -44,12 +44,12 @@ def paired_mae_gain(
 ) -> tuple[float, float]:
     """How much the informed head lowers the out-of-fold MAE (of the expected stage), and the
     standard error of that fall over groups (rows of a group move together, so the paired
-    differences are averaged per group first)."""
+    differences are averaged per group first; at least two groups)."""
     k = np.arange(probs_with.shape[1])
     diff = np.abs(probs_without @ k - y) - np.abs(probs_with @ k - y)
     _, inverse = np.unique(groups, return_inverse=True)
     per_group = np.bincount(inverse, weights=diff) / np.bincount(inverse)
-    se = float(per_group.std(ddof=1) / np.sqrt(len(per_group))) if len(per_group) > 1 else np.inf
+    se = float(per_group.std(ddof=1) / np.sqrt(len(per_group)))
     return float(diff.mean()), se
 
 
@@ -58,8 +58,8 @@ class StageAgeComparison:
     metrics: dict  # the model card's record: figures with and without, n, folds, kept
     kept: bool
     #: The informed head fitted on all rows (calibrated) and its nested out-of-fold figures;
-    #: a model uses it only when ``kept``.
-    fit: FitResult
+    #: a model uses it only when ``kept``. None where the comparison could not be made.
+    fit: FitResult | None
 
 
 def nested_age(
@@ -108,6 +108,16 @@ def compare_stage_with_age(
     ages = np.asarray(ages, np.float64)
     groups = np.asarray(groups)
     folds = stage_folds(y, groups, n_splits, seed)
+    if min(len(np.unique(groups[train])) for train, _ in folds) < 2:
+        # the age of a training row must come from a head fitted on other groups of its fold
+        reason = (
+            f"not compared: {len(np.unique(groups))} groups leave a training fold with one group, "
+            "so its drawing ages cannot be cross-fitted; label drawings of more children"
+        )
+        if progress:
+            progress(f"stage head with the drawing age as input: {reason}")
+        skipped = {"n": int(len(y)), "groups": int(len(np.unique(groups))), "kept": False}
+        return StageAgeComparison(metrics=skipped | {"skipped": reason}, kept=False, fit=None)
     fold_heads = []
     for train, test in folds:
         inner, outer = nested_age(
@@ -135,7 +145,7 @@ def compare_stage_with_age(
     without = plain.metrics
     gain, se = paired_mae_gain(plain.oof_probs, oof, y, groups)
     kept = bool(informed["qwk"] >= without["qwk"] and gain > MIN_SE * se)
-    record = {
+    record: dict = {
         "qwk_without": without["qwk"],
         "qwk_with": informed["qwk"],
         "mae_without": without["mae"],

@@ -285,7 +285,7 @@ def fit_and_register(
             )
             metrics["stage_with_age"] = informed.metrics
             uses_age = informed.kept
-            if informed.kept:
+            if informed.kept and informed.fit is not None:
                 fit = informed.fit
         metrics.update(fit.metrics)
         params.update(l2=fit.l2, temperature=round(fit.metrics["temperature"], 4))

@@ -88,3 +88,20 @@ def test_ages_that_are_noise_leave_the_plain_stage_head(models_dir):
         loaded.score_described(described.embeddings, described.features).probs,
         model.head.predict_proba(X),
     )
+
+
+def test_too_few_groups_to_cross_fit_the_age_skip_the_comparison_with_a_reason():
+    from training.age import fit_age_head
+    from training.fit import fit_stage_head
+    from training.stage_age import compare_stage_with_age
+
+    d = _simulated(40, 1, informative_age=True)
+    X = stage_inputs(d.embeddings, d.features)
+    groups = np.arange(40) % 2  # two children: each training fold holds one
+    assert d.stages is not None and d.ages is not None
+    plain = fit_stage_head(X, d.stages, groups, l2_grid=(1.0,))
+    ages = fit_age_head(X, d.ages, groups, n_features=2, candidates=("ridge",))
+    result = compare_stage_with_age(X, d.stages, d.ages, groups, plain, ages, n_features=2)
+    assert not result.kept and result.fit is None
+    assert "label drawings of more children" in result.metrics["skipped"]
+    assert result.metrics["groups"] == 2
