@@ -41,7 +41,10 @@ def network(
     profiles = built["profiles"]
     measures = measures_domain.list_measures(session)
     terms = sorted({t for (_, t) in profiles} | {m.start_term for m in measures}, key=term_sort_key)
-    chosen = term or (terms[-1] if terms else None)
+    # by default the latest term with profiles: a measure planned for a coming term would
+    # otherwise open the view on a term where no unit has a profile yet
+    profiled = sorted({t for (_, t) in profiles}, key=term_sort_key)
+    chosen = term or (profiled[-1] if profiled else terms[-1] if terms else None)
     min_n = get_settings().min_group_size
     units_out: list[NetworkUnitOut] = []
     development: dict[str, list[str]] = {}

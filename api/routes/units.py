@@ -378,7 +378,9 @@ def unit_term_summary(
     built = profile_service.build(session)
     measures = measures_domain.list_measures(session, unit.id)
     known = _unit_terms(built, unit.name) + [m.start_term for m in measures]
-    chosen = term or (max(known, key=term_sort_key) if known else None)
+    # by default the latest term with a profile (a measure may be planned for a coming term)
+    profiled = _unit_terms(built, unit.name)
+    chosen = term or (max(profiled or known, key=term_sort_key) if known else None)
     min_n = get_settings().min_group_size
     rows = (
         [

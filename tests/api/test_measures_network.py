@@ -47,7 +47,7 @@ def test_areas_summary_and_network_list_measures_and_common_areas(api):  # noqa:
     assert rows["Matematik i leken"]["status"] == "no_comparison"
     assert rows["Matematik i leken"]["follow_up"] is None
     assert "inte att åtgärden orsakade det" in summary["note_sv"]
-    # without ?term= the latest known term (here a measure's start term)
+    # without ?term= the latest term with a profile; with none yet (here), a measure's start term
     assert (
         api.get(f"/api/units/{ids['Olympia']}/measures/summary", headers=boss).json()["term"]
         == "2026-HT"
