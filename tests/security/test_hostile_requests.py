@@ -47,7 +47,13 @@ def _import(api, headers, route: str, name: str, data: bytes):
 
 
 def _spira_temp_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("spira-*")}
+    # folders the server could leave (spira-export-*, or any other of its spira-* folders), not
+    # those of test servers (PostgreSQL, Label Studio) or bench runs, which a concurrent session
+    # may start or stop meanwhile
+    others = ("spira-pg-", "spira-ls-", "spira-bench-")
+    return {
+        p.name for p in Path(tempfile.gettempdir()).glob("spira-*") if not p.name.startswith(others)
+    }
 
 
 # ---- dates -----------------------------------------------------------------------------------
