@@ -5,9 +5,9 @@
 
 import { $, el } from "./dom.js";
 import { fmt } from "./charts.js";
-import { lang, setupLanguageSwitch, t } from "./i18n.js";
-import { getJSON, loadSession, signOut } from "./session.js";
-import { renderTopBar } from "./topbar.js";
+import { lang, t } from "./i18n.js";
+import { getJSON } from "./session.js";
+import { startSignedInPage } from "./topbar.js";
 
 let data = null; // the NetworkOut last loaded
 
@@ -105,21 +105,9 @@ async function load(term) {
 }
 
 async function main() {
-  setupLanguageSwitch(() => {
-    renderTopBar();
-    render();
-  });
-  $("sign-out").addEventListener("click", async () => {
-    await signOut();
-    location.replace("/");
-  });
   $("term").addEventListener("change", (e) => load(e.target.value));
-  const s = await loadSession().catch(() => null);
-  if (!s) {
-    location.replace("/");
-    return;
-  }
-  renderTopBar();
+  const s = await startSignedInPage(render);
+  if (!s) return;
   if (!["researcher", "admin"].includes(s.user.role)) {
     $("network-status").hidden = true;
     $("network-error").hidden = false;

@@ -5,9 +5,9 @@
 
 import { $, el } from "./dom.js";
 import { fmt } from "./charts.js";
-import { lang, setupLanguageSwitch, t } from "./i18n.js";
-import { getJSON, loadSession, signOut } from "./session.js";
-import { renderTopBar } from "./topbar.js";
+import { lang, t } from "./i18n.js";
+import { getJSON } from "./session.js";
+import { startSignedInPage } from "./topbar.js";
 
 const FIT_LOW = 0.7;
 const FIT_HIGH = 1.3;
@@ -154,20 +154,8 @@ function render() {
 }
 
 async function main() {
-  setupLanguageSwitch(() => {
-    renderTopBar();
-    render();
-  });
-  $("sign-out").addEventListener("click", async () => {
-    await signOut();
-    location.replace("/");
-  });
-  const s = await loadSession().catch(() => null);
-  if (!s) {
-    location.replace("/");
-    return;
-  }
-  renderTopBar();
+  const s = await startSignedInPage(render);
+  if (!s) return;
   if (!["researcher", "admin"].includes(s.user.role)) {
     $("research-error").hidden = false;
     $("research-error").textContent = t("research_forbidden");

@@ -9,9 +9,9 @@
 
 import { $, el } from "./dom.js";
 import { fmt, intervalChart, referenceChart, stageDistributionChart, trendChart } from "./charts.js";
-import { lang, measureUnit, setupLanguageSwitch, t } from "./i18n.js";
-import { csrfToken, getJSON, loadSession, session, signOut } from "./session.js";
-import { renderTopBar } from "./topbar.js";
+import { lang, measureUnit, t } from "./i18n.js";
+import { csrfToken, getJSON, session } from "./session.js";
+import { startSignedInPage } from "./topbar.js";
 
 const unitId = Number(location.pathname.split("/").filter(Boolean)[1]);
 let data = null; // the UnitProfileOut last loaded
@@ -748,21 +748,9 @@ async function load(term) {
 }
 
 async function main() {
-  setupLanguageSwitch(() => {
-    renderTopBar();
-    render();
-  });
-  $("sign-out").addEventListener("click", async () => {
-    await signOut();
-    location.replace("/");
-  });
   $("term").addEventListener("change", (e) => load(e.target.value));
-  const s = await loadSession().catch(() => null);
-  if (!s) {
-    location.replace("/");
-    return;
-  }
-  renderTopBar();
+  const s = await startSignedInPage(render);
+  if (!s) return;
   if (!Number.isInteger(unitId) || unitId <= 0) {
     showError(t("unit_not_found"));
     return;
