@@ -133,18 +133,12 @@ def unit_drawing_age_gap(
         )
     except (OSError, ValueError, KeyError) as err:
         log.warning("drawing-age gap of unit %s not computed: %s", unit_id, err)
-        return DrawingAgeGap(
-            status="unavailable",
-            validated_on_real_drawings=False,
-            validation_label=NOT_VALIDATED,
-            model_version=None,
-            scored_by=None,
+        # the error itself (with the model folder's path) goes to the log only
+        return _unavailable(
+            "the drawing-age model's files could not be read; retrain it with "
+            "`spira train --from-uploads`",
             level=level,
             min_n=min_n,
-            terms=[],
-            # the error itself (with the model folder's path) goes to the log only
-            reason="the drawing-age model's files could not be read; retrain it with "
-            "`spira train --from-uploads`",
         )
 
 
@@ -218,6 +212,11 @@ def _unit_drawing_age_gap(
                     photos.terms, gaps, min_n=min_n, resamples=resamples, level=level
                 ),
             )
+    return _unavailable(reason, level=level, min_n=min_n)
+
+
+def _unavailable(reason: str, *, level: float, min_n: int) -> DrawingAgeGap:
+    """The answer when no drawing-age figure can be given, with ``reason`` (what to do)."""
     return DrawingAgeGap(
         status="unavailable",
         validated_on_real_drawings=False,
