@@ -25,8 +25,18 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {cpu}, {cores} cores, Python {platform.python_version()}"
 
 
-def write_section(title: str, body: str, path: Path = BENCHMARKS) -> None:
-    """Add or replace the section ``## title`` in ``path`` (BENCHMARKS.md), keeping the others."""
+def _subsection_pattern(title: str) -> re.Pattern[str]:
+    """``### title`` up to the next ``###``/``##`` heading or the end."""
+    return re.compile(rf"^### {re.escape(title)}\n.*?(?=^### |^## |\Z)", re.S | re.M)
+
+
+def write_section(
+    title: str, body: str, path: Path = BENCHMARKS, keep: tuple[str, ...] = ()
+) -> None:
+    """Add or replace the section ``## title`` in ``path`` (BENCHMARKS.md), keeping the others.
+
+    ``keep``: titles of ``### `` subsections of the old section, written by other scripts
+    (:func:`write_subsection`), carried over to the end of the new one."""
     text = (
         path.read_text()
         if path.exists()
@@ -35,8 +45,30 @@ def write_section(title: str, body: str, path: Path = BENCHMARKS) -> None:
     stamp = f"_{datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}_\n\n"
     section = f"## {title}\n\n{stamp}{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(section + "\n", text)
+    old = pattern.search(text)
+    for sub in keep:
+        found = _subsection_pattern(sub).search(old.group(0)) if old else None
+        if found:
+            section += "\n" + found.group(0).strip() + "\n"
+    replacement = section + "\n"
+    text = pattern.sub(lambda _: replacement, text) if old else text.rstrip() + "\n\n" + section
+    path.write_text(text.rstrip() + "\n")
+
+
+def write_subsection(section: str, title: str, body: str, path: Path = BENCHMARKS) -> None:
+    """Add or replace ``### title`` at the end of the section ``## section`` of ``path``, leaving
+    the rest of the file as it is (the section must exist)."""
+    text = path.read_text()
+    pattern = re.compile(rf"^## {re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
+    found = pattern.search(text)
+    if not found:
+        raise ValueError(f"no section '## {section}' in {path}; write that section first")
+    stamp = f"_{datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {machine()}_\n\n"
+    sub = f"### {title}\n\n{stamp}{body.strip()}\n"
+    old = found.group(0)
+    if _subsection_pattern(title).search(old):
+        new = _subsection_pattern(title).sub(lambda _: sub + "\n", old, count=1)
     else:
-        text = text.rstrip() + "\n\n" + section
+        new = old.rstrip() + "\n\n" + sub + "\n"
+    text = text[: found.start()] + new.rstrip() + "\n\n" + text[found.end() :]
     path.write_text(text.rstrip() + "\n")

@@ -47,3 +47,20 @@ def test_write_section_replaces_only_assessment(tmp_path: Path) -> None:
     text = target.read_text()
     assert "## Vision\nfast" in text and "## Profiles\nok" in text
     assert "new" in text and "old" not in text
+
+
+def test_write_subsection_replaces_itself_and_survives_the_section_rewrite(tmp_path: Path) -> None:
+    common = _load("bench_common", ROOT / "bench" / "common.py")
+    target = tmp_path / "BENCHMARKS.md"
+    target.write_text("# Benchmarks\n\n## Assessment\nmain\n\n## Profiles\nok\n")
+    common.write_subsection("Assessment", "Oracle bounds", "first\n", target)
+    common.write_subsection("Assessment", "Oracle bounds", "second\n", target)
+    text = target.read_text()
+    assert text.count("### Oracle bounds") == 1 and "first" not in text
+    assert text.index("main") < text.index("second") < text.index("## Profiles\nok")
+    common.write_section("Assessment", "rewritten\n", target, keep=("Oracle bounds",))
+    text = target.read_text()
+    assert "main" not in text and text.count("### Oracle bounds") == 1
+    assert text.index("rewritten") < text.index("second") < text.index("## Profiles\nok")
+    common.write_section("Assessment", "plain\n", target)
+    assert "### Oracle bounds" not in target.read_text()
