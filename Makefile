@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python bench/vision.py --write
 	$(BIN)/python bench/faces.py --write
 	$(BIN)/python bench/assessment.py --write
+	$(BIN)/python bench/assessment_oracle.py --write
 	$(BIN)/python bench/profiles.py --write
 	$(BIN)/python bench/api_load.py --write
 	$(BIN)/python bench/ray_vs_local.py --write
