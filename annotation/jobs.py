@@ -15,7 +15,7 @@ from annotation.store import (
 )
 from core.config import LABEL_STUDIO_PROJECT
 from core.security import signed_image_path
-from training.registry import load_model
+from training.model_files import load_model
 from vision.embed import create_embedder
 
 DEFAULT_PROJECT = LABEL_STUDIO_PROJECT

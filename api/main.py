@@ -28,7 +28,7 @@ from core.config import get_settings
 from core.db import migrate, new_engine, session_factory
 from core.storage import AUDIT_LOCK, BlobStore
 from profiles.service import profile_service
-from training.registry import load_model
+from training.model_files import load_model
 from vision.threads import one_thread_per_operation
 from vision.worker import BackgroundWorker
 

@@ -47,8 +47,8 @@ def main() -> None:
     from vision.features import FEATURE_NAMES
     from vision.ingest import ingest
     from vision.model import drawing_features_batch
+    from vision.stored import decode_stored
     from vision.synthetic import make_photo
-    from vision.worker import decode_stored
 
     # (a) stored bytes
     uploads, jpegs, thumbs, images = [], [], [], []

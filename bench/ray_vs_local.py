@@ -101,7 +101,7 @@ def main() -> None:
     from core.db import migrate, session_factory
     from core.storage import get_store
     from training.jobs import run_training
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.ray_engine import run_ray
     from vision.worker import drain
 

@@ -36,8 +36,8 @@ INK = ("ink_coverage", "stroke_length", "n_strokes", "stroke_width")
 def _set(n: int, seed: int, media: tuple[str, ...], monochrome: bool, capture: str):
     from training.train import describe_images
     from vision.ingest import ingest
+    from vision.stored import decode_stored
     from vision.synthetic import make_labelled_photo
-    from vision.worker import decode_stored
 
     images, stages, ages = [], [], []
     for i in range(n):

@@ -59,7 +59,7 @@ def cpu_per_step(photos: list[bytes], model) -> dict[str, float]:
     from vision.model import drawing_features_batch
     from vision.resize import fit_long_side
     from vision.sheet import find_sheet, flatten_light, rectify_sheet
-    from vision.worker import decode_stored
+    from vision.stored import decode_stored
 
     limits = ing.IngestLimits()
     embedder = model.embedder()
@@ -133,9 +133,9 @@ def main() -> None:
     from core.db import migrate, session_factory
     from core.storage import get_store
     from training.jobs import run_training
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.embed import create_embedder, load_backbone, preprocess
-    from vision.worker import decode_stored
+    from vision.stored import decode_stored
 
     get_settings.cache_clear()
     print(f"generating {args.photos} photos of 12 MP ...", flush=True)

@@ -275,7 +275,7 @@ def seed_demo(
     from core.config import master_secret
     from core.domain import EXPECTED_STAGE_BY_AGE_BAND
     from training.jobs import run_training
-    from training.registry import load_model, promoted_version_from_files
+    from training.model_files import load_model, promoted_version_from_files
     from vision.photos import accept_photo
     from vision.synthetic import make_photo, unit_stage_mix
     from vision.worker import drain

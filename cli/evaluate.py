@@ -42,7 +42,7 @@ def evaluate(
         reliability_png,
         validation_summary,
     )
-    from training.registry import load_model
+    from training.model_files import load_model
     from training.train import describe_images, labelled_from_csv
 
     try:

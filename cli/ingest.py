@@ -153,7 +153,7 @@ def embed(
         raise typer.Exit(2)
     if engine == "ray":
         # lazy: loaded only when the command runs, so `spira --help` stays fast
-        from training.registry import load_model
+        from training.model_files import load_model
         from vision.ray_engine import run_ray
 
         migrated()
@@ -170,7 +170,7 @@ def embed(
 
     from core.models import Photo
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import drain
 
     factory = migrated()

@@ -17,7 +17,7 @@ def models_list(
 ) -> None:
     """Registered stage models, newest first, with their metrics and which one is promoted."""
     # lazy: loaded only when the command runs, so `spira --help` stays fast
-    from training.registry import list_models
+    from training.model_files import list_models
 
     models = list_models()
     if as_json:
@@ -41,7 +41,8 @@ def models_promote(
     A fine-tuned model is first checked on the CPU runtime (parity with PyTorch), and each stored
     photo is embedded once with its backbone."""
     # lazy: loaded only when the command runs, so `spira --help` stays fast
-    from training.registry import load_model, promote
+    from training.model_files import load_model
+    from training.registry import promote
 
     factory = migrated()
     with factory() as session:

@@ -31,7 +31,7 @@ from core.domain import term_sort_key
 from profiles.progression import bootstrap_mean_interval
 from profiles.queries import promoted_stage_version
 from training.evaluate import model_validation_of
-from training.registry import list_models, load_model
+from training.model_files import list_models, load_model
 from training.unit_age import (
     CrossFit,
     latest_crossfit_model,

@@ -43,7 +43,7 @@ from assessment.cases import load_case_library
 from core.domain import AREA_LABELS, EXPECTED_STAGE_BY_AGE_BAND, term_sort_key
 from profiles.queries import ability_frame, photo_estimates, promoted_stage_version
 from training.evaluate import model_validation_of
-from training.registry import list_models
+from training.model_files import list_models
 from training.unit_age import (
     CrossFit,
     latest_crossfit_model,

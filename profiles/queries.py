@@ -31,6 +31,7 @@ from core.models import (
 from profiles.context import CONTEXT_COLUMNS, Indicator, indicator_column
 from profiles.progression import RETAINED_COLUMNS
 from profiles.store import stored_indicators
+from training.model_files import promoted_version_from_files
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,6 @@ def promoted_stage_version(session: Session) -> str | None:
     version = session.scalar(select(ModelVersion.version).where(ModelVersion.promoted.is_(True)))
     if version:
         return version
-    # lazy: the registry pulls in the model code, needed only without a promoted row
-    from training.registry import promoted_version_from_files
-
     return promoted_version_from_files()
 
 

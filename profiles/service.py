@@ -35,6 +35,7 @@ from profiles.progression import (
 )
 from profiles.queries import ability_frame, context_frame, photo_estimates, retained_frame
 from profiles.store import stored_indicators
+from training.model_files import promoted_version_from_files
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -110,9 +111,6 @@ class ProfileService:
         ).one()
         promoted = row[-1]
         if promoted is None:
-            # lazy: the registry pulls in the model code, needed only without a promoted row
-            from training.registry import promoted_version_from_files
-
             promoted = promoted_version_from_files()
         return (*row[:-1], promoted)
 

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from training.metrics import quadratic_weighted_kappa
+from training.model_files import models_dir
 from vision.model import StageModel
 from vision.stages import expected_calibration_error
 
@@ -273,9 +274,6 @@ def record_validation(model: StageModel, summary: dict, session=None) -> None:
 def model_validation_of(version: str | None) -> dict:
     """:func:`model_validation` of a registered model by version (its model.json); a missing
     model or version reads "synthetic_only" too (nothing validated it)."""
-    # lazy: the registry reads settings; only needed here
-    from training.registry import models_dir
-
     if not version:
         return model_validation(None)
     path = models_dir() / version / "model.json"

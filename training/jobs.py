@@ -17,7 +17,7 @@ from training.finetune import check_cpu_parity, fine_tune_backbone, holdout_spli
 from training.fit import fit_stage_head
 from training.labels import images_from_annotations
 from training.metrics import stage_metrics
-from training.registry import models_dir
+from training.model_files import models_dir
 from training.registry import promote as promote_version
 from training.train import (
     Described,

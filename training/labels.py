@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.models import Annotation, Photo
 from core.storage import get_store
 from training.agreement import compute_agreement
-from vision.worker import decode_stored
+from vision.stored import decode_stored
 
 
 def label_table(session: Session) -> pd.DataFrame:

@@ -20,15 +20,19 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.config import get_settings
 from core.models import Embedding, ModelVersion, Photo, StageEstimate
 from core.storage import BlobStore, get_store
 from training.finetune import check_cpu_parity, parity_probes
+from training.model_files import (
+    PROMOTED_FILE,
+    load_model,
+    models_dir,
+    promoted_version_from_files,
+)
 from vision.model import BACKBONE_FILE, StageModel, drawing_features_batch
-from vision.stages import DrawingAgeHead, OrdinalStageHead, estimate_row
-from vision.worker import decode_stored
-
-PROMOTED_FILE = "PROMOTED"
+from vision.stages import DrawingAgeHead, OrdinalStageHead
+from vision.stored import decode_stored
+from vision.worker import estimate_row
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +61,6 @@ def new_version(head: OrdinalStageHead | DrawingAgeHead, prefix: str = "stage") 
             h.update(value.tobytes())
     digest = h.hexdigest()[:8]
     return f"{prefix}-{datetime.now(UTC):%Y%m%d%H%M%S}-{digest}"
-
-
-def models_dir() -> Path:
-    return get_settings().models_path
 
 
 def register(
@@ -138,39 +138,6 @@ def sync_from_files(session: Session) -> int:
             row.promoted = row.version == promoted
     session.flush()
     return added
-
-
-def list_models() -> list[dict]:
-    """Every model folder's metadata (newest first), with ``promoted`` set."""
-    root = models_dir()
-    promoted = promoted_version_from_files()
-    out = []
-    for meta_path in root.glob("*/model.json") if root.exists() else []:
-        meta = json.loads(meta_path.read_text())
-        meta["promoted"] = meta["version"] == promoted
-        meta["path"] = str(meta_path.parent)
-        out.append(meta)
-    return sorted(out, key=lambda m: m.get("created_at", ""), reverse=True)
-
-
-def promoted_version_from_files() -> str | None:
-    path = models_dir() / PROMOTED_FILE
-    return path.read_text().strip() or None if path.exists() else None
-
-
-def load_model(version: str | None = None) -> StageModel:
-    """Load ``version`` (default: the promoted one). Raises FileNotFoundError saying what to do."""
-    version = version or promoted_version_from_files()
-    if not version:
-        raise FileNotFoundError(
-            f"no stage model is promoted in {models_dir()}; run `spira train --synthetic` "
-            "(or train on real labels) and `spira models promote VERSION`"
-        )
-    folder = models_dir() / version
-    if not folder.exists():
-        known = ", ".join(m["version"] for m in list_models()) or "none"
-        raise FileNotFoundError(f"model {version} not found in {models_dir()}; known: {known}")
-    return StageModel.load(folder)
 
 
 def promote(

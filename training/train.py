@@ -25,8 +25,8 @@ from vision.embed import create_embedder
 from vision.features import FEATURE_NAMES
 from vision.ingest import IngestError, ingest
 from vision.model import StageModel, drawing_features_batch, stage_inputs
+from vision.stored import decode_stored
 from vision.synthetic import make_labelled_photo
-from vision.worker import decode_stored
 
 Progress = Callable[[int, int], None]
 

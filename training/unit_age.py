@@ -40,7 +40,7 @@ from core.config import get_settings
 from core.domain import AGE_BANDS
 from core.models import Embedding, Photo, Unit
 from training.age import CANDIDATES, age_metrics, fit_age_head
-from training.registry import list_models
+from training.model_files import list_models
 from training.train import Described, fit_and_register
 from vision.features import FEATURE_NAMES
 from vision.model import stage_inputs

@@ -232,8 +232,12 @@ class Embedder:
         runtime: Runtime = "auto",
         cache_dir: Path | None = None,
         batch_size: int = 32,
+        threads: int | None = None,
     ) -> None:
         self.name = name
+        #: CPU threads of one inference (OpenVINO, ONNX Runtime); None: the runtime's choice (all
+        #: cores). One where the caller already keeps every core busy (``spira stages``).
+        self.threads = threads
         self.device = resolve_device(device)
         self.runtime: str = (
             runtime if runtime != "auto" else ("torch" if self.device == "cuda" else "openvino")
@@ -347,11 +351,10 @@ class Embedder:
         ov_cache.mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(ov_cache)})
         # LATENCY runs one batch across all cores, which is what a micro-batch worker wants
-        return core.compile_model(
-            core.read_model(str(self._onnx_path(cache_dir))),
-            "CPU",
-            {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"},
-        )
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        return core.compile_model(core.read_model(str(self._onnx_path(cache_dir))), "CPU", config)
 
     def _onnx_session(self, cache_dir: Path | None):
         import onnxruntime as ort  # lazy: ONNX Runtime, the fallback runtime, loaded only when used
@@ -359,6 +362,8 @@ class Embedder:
         cache = self._onnx_path(cache_dir)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            opts.intra_op_num_threads = self.threads
         return ort.InferenceSession(str(cache), opts, providers=["CPUExecutionProvider"])
 
     def embed_pixels(self, pixels: np.ndarray) -> np.ndarray:
@@ -410,18 +415,20 @@ def create_embedder(
     device: Device | None = None,
     runtime: Runtime = "auto",
     cache_dir: Path | None = None,
+    threads: int | None = None,
 ) -> Embedder:
     """The embedder for a registered backbone (default from settings), cached per process.
 
     ``device``: "auto" (CUDA when present, else CPU), "cpu" or "cuda". ``runtime``: "auto" (OpenVINO
     on CPU, PyTorch on CUDA), or force "torch", "onnx" (ONNX Runtime) or "openvino". Unknown names raise ``KeyError``
-    listing the registered ones.
+    listing the registered ones. ``threads``: CPU threads of one inference on OpenVINO or ONNX
+    Runtime (default: the runtime's choice, every core).
     """
     settings = get_settings()
     name = name or settings.backbone
     weights = weights or settings.backbone_weights
     device = device or settings.device
-    key = (name, str(weights), device, runtime, str(cache_dir))
+    key = (name, str(weights), device, runtime, str(cache_dir), threads)
     with _CACHE_LOCK:
         if key not in _CACHE:
             _CACHE[key] = Embedder(
@@ -431,5 +438,6 @@ def create_embedder(
                 runtime=runtime,
                 cache_dir=cache_dir,
                 batch_size=settings.batch_size,
+                threads=threads,
             )
         return _CACHE[key]

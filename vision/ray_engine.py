@@ -41,8 +41,8 @@ from core.storage import BlobStore
 from vision.embed import create_embedder, load_backbone, preprocess
 from vision.features import FEATURE_NAMES
 from vision.model import StageModel, drawing_features_batch
-from vision.stages import estimate_row
-from vision.worker import MAX_ATTEMPTS, decode_stored
+from vision.stored import decode_stored
+from vision.worker import MAX_ATTEMPTS, estimate_row
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ def run_ray(
     running. ``batch_size``: photos per CPU task, actor call and write transaction.
     ``num_actors``: embedding actors (default: one per GPU, else one per 4 CPUs, at least one).
     ``model``: the stage model (the caller loads it, e.g. the promoted one from
-    :func:`training.registry.load_model`). ``progress`` is called with the number
+    :func:`training.model_files.load_model`). ``progress`` is called with the number
     of photos written after each transaction.
     """
     import ray  # lazy: Ray is optional and heavy (only `--engine ray`)

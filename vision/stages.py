@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from core.domain import N_STAGES
-from core.models import StageEstimate
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -451,19 +450,3 @@ class DrawingAgeHead:
             with np.load(folder / AGE_TREES_FILE, allow_pickle=False) as z:
                 kwargs["estimator"] = TreeEnsemble.from_arrays(z)
         return cls(kind, **kwargs)
-
-
-def estimate_row(photo_id: str, version: str, probs: np.ndarray, expected: float) -> StageEstimate:
-    """The stored row of one photo's stage estimate (probabilities of stages 0–4 and the expected
-    stage) under model ``version``: one shape for the worker, the Ray engine and re-scoring."""
-    p = [float(x) for x in probs]
-    return StageEstimate(
-        photo_id=photo_id,
-        model_version=version,
-        p0=p[0],
-        p1=p[1],
-        p2=p[2],
-        p3=p[3],
-        p4=p[4],
-        expected_stage=expected,
-    )

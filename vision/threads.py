@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -47,16 +48,55 @@ def map_per_core(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     thread (:func:`one_thread_per_operation`). Exceptions propagate as from the loop; results
     keep the order of ``items``.
     """
+    pool = _shared_pool(len(items))
+    if pool is None:
+        return [function(item) for item in items]
+    return list(pool.map(function, items))
+
+
+def imap_per_core(
+    function: Callable[[T], R], items: Sequence[T], *, ahead: int | None = None
+) -> Iterator[R]:
+    """``function(item)`` for each item, in order, spread over one thread per core as
+    :func:`map_per_core`, but yielded as they finish, with at most ``ahead`` items (default
+    four per core) started and not yet taken.
+
+    The first ``ahead`` items are started before this returns, so the caller can prepare
+    something else (compile a model) while they run, and work through each result (embed a
+    batch) while the next ones are decoded. The bound keeps memory flat on a folder of any size.
+    Exceptions propagate when their item's result is taken.
+    """
+    pool = _shared_pool(len(items))
+    if pool is None:
+        return (function(item) for item in items)
+    ahead = max(1, ahead or 4 * usable_cpus())
+    running = deque(pool.submit(function, item) for item in items[:ahead])
+
+    def results() -> Iterator[R]:
+        following = len(running)
+        while running:
+            done = running.popleft()
+            if following < len(items):
+                running.append(pool.submit(function, items[following]))
+                following += 1
+            yield done.result()
+
+    return results()
+
+
+def _shared_pool(n_items: int) -> ThreadPoolExecutor | None:
+    """The process's pool of one thread per core, or None where items should run in the
+    calling thread (fewer than two items, one core, or called from one of the pool's own
+    threads, where waiting on the pool could deadlock)."""
     global _pool
     nested = threading.current_thread().name.startswith(_POOL_NAME)
-    if len(items) < 2 or usable_cpus() < 2 or nested:
-        # Called from one of the pool's own threads, waiting on the pool could deadlock.
-        return [function(item) for item in items]
+    if n_items < 2 or usable_cpus() < 2 or nested:
+        return None
     if _pool is None:
         with _pool_lock:
             if _pool is None:
                 _pool = ThreadPoolExecutor(usable_cpus(), thread_name_prefix=_POOL_NAME)
-    return list(_pool.map(function, items))
+    return _pool
 
 
 def usable_cpus() -> int:

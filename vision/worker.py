@@ -13,54 +13,34 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import cv2
 import numpy as np
-import simplejpeg
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.models import Embedding, Photo
+from core.models import Embedding, Photo, StageEstimate
 from core.storage import WORKER_LOCK, BlobStore, file_lock
-from vision.features import WORK_SIDE
-from vision.ingest import reduced_size
 from vision.model import StageModel, drawing_features_batch
-from vision.stages import estimate_row
+from vision.stored import decode_stored
 from vision.threads import map_per_core
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
-#: Long side, in pixels, at which stored images are analysed: the drawing features' working size
-#: (``vision.features.WORK_SIDE``), from which the backbone's 224-px input is also taken.
-ANALYSIS_LONG_SIDE = WORK_SIDE
 
 
-#: A stored image is decoded reduced in the DCT domain as long as it keeps this share of the
-#: analysis size; the few per cent left are made up by interpolation (1003 px: decoded at 502).
-_DCT_REACH = 0.95
-
-
-def decode_stored(data: bytes, long_side: int = ANALYSIS_LONG_SIDE) -> np.ndarray:
-    """Decode a stored processed JPEG to RGB with its long side at ``long_side`` (never enlarged
-    beyond that when it is smaller).
-
-    libjpeg halves in the DCT domain (a proper low-pass, and its SIMD code covers steps of two)
-    while the result keeps at least 95 % of ``long_side``; bilinear interpolation takes it the
-    rest of the way (a step of less than two, in which every source pixel still counts). A 1003-px
-    image is decoded at 502 px and enlarged by 2 % in 1.6 ms, where a full decode and area
-    averaging take 4.7 (one core). The features and the embedding then work on this one copy; training and
-    ``spira stages`` analyse through here too, so a model sees the inputs it was fitted on.
-    """
-    height, width = simplejpeg.decode_jpeg_header(data)[:2]
-    if max(height, width) <= long_side:
-        return simplejpeg.decode_jpeg(data, "RGB")
-    min_width, min_height = reduced_size(width, height, round(long_side * _DCT_REACH))
-    rgb = simplejpeg.decode_jpeg(data, "RGB", min_width=min_width, min_height=min_height)
-    # The size follows from the stored image's own, not from the decode's (rounded up) one.
-    short = max(1, round(min(height, width) * long_side / max(height, width)))
-    size = (long_side, short) if width >= height else (short, long_side)
-    if (rgb.shape[1], rgb.shape[0]) == size:
-        return rgb
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+def estimate_row(photo_id: str, version: str, probs: np.ndarray, expected: float) -> StageEstimate:
+    """The stored row of one photo's stage estimate (probabilities of stages 0–4 and the expected
+    stage) under model ``version``: one shape for the worker, the Ray engine and re-scoring."""
+    p = [float(x) for x in probs]
+    return StageEstimate(
+        photo_id=photo_id,
+        model_version=version,
+        p0=p[0],
+        p1=p[1],
+        p2=p[2],
+        p3=p[3],
+        p4=p[4],
+        expected_stage=expected,
+    )
 
 
 def _read_stored(store: BlobStore) -> Callable[[str], np.ndarray | Exception]:

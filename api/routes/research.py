@@ -20,7 +20,7 @@ from core.models import Unit, User
 from profiles.export import export_profiles
 from profiles.queries import measures_frame
 from profiles.service import profile_service
-from training.registry import list_models
+from training.model_files import list_models
 
 router = APIRouter(prefix="/api", tags=["research"])
 

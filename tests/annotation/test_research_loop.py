@@ -37,7 +37,8 @@ def spira_server(spira_env, trained_model, monkeypatch):
     from core.config import get_settings
     from core.db import migrate, session_factory
     from core.storage import get_store
-    from training.registry import load_model, promote
+    from training.model_files import load_model
+    from training.registry import promote
     from vision.photos import accept_photo
     from vision.synthetic import make_photo
     from vision.worker import drain
@@ -164,7 +165,7 @@ def test_label_agree_train_promote(spira_server, label_studio, trained_model):
                 )
             )
             assert version in versions
-    from training.registry import list_models
+    from training.model_files import list_models
 
     card = next(m for m in list_models() if m["version"] == version)
     assert card["data"]["source"] == "label_studio"

@@ -45,7 +45,7 @@ def _upload(
 
 def _drain(client) -> int:
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import drain
 
     return drain(client.factory, get_store(), load_model())

@@ -113,11 +113,12 @@ def test_help_imports_no_heavy_module(args):
     assert out.strip().splitlines()[-1] == "LOADED []"
 
 
-def test_stages_with_an_exported_graph_imports_neither_torch_nor_timm(
+def test_stages_with_an_exported_graph_imports_neither_torch_nor_timm_nor_a_database(
     spira_env, trained_model, tmp_path
 ):
     """A cold `spira stages` runs the promoted model's exported graph (OpenVINO) on CPU: torch and
-    timm (seconds to import) stay out of the process."""
+    timm (seconds to import) stay out of the process, and so does the database code (it reads
+    the model's files only)."""
     photo = tmp_path / "a.jpg"
     photo.write_bytes(make_photo(2, 5, megapixels=0.3))
     assert runner.invoke(app, ["stages", str(photo)]).exit_code == 0  # graph exported (if not yet)
@@ -125,7 +126,7 @@ def test_stages_with_an_exported_graph_imports_neither_torch_nor_timm(
         "import sys\n"
         "from cli.main import app\n"
         f"try:\n    app(['stages', {str(photo)!r}])\nexcept SystemExit as e:\n    assert not e.code\n"
-        "print('LOADED', [m for m in ('torch', 'timm') if m in sys.modules])\n"
+        "print('LOADED', [m for m in ('torch', 'timm', 'sqlalchemy') if m in sys.modules])\n"
     )
     env = {**os.environ, "SPIRA_DEVICE": "cpu"}
     out = subprocess.run(
@@ -140,7 +141,7 @@ def test_stages_with_an_exported_graph_imports_neither_torch_nor_timm(
 def test_stages_on_a_fresh_install_trains_the_default_model(tmp_path, monkeypatch):
     from cli import stages
     from core.config import get_settings
-    from training.registry import promoted_version_from_files
+    from training.model_files import promoted_version_from_files
 
     monkeypatch.setenv("SPIRA_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("SPIRA_MODELS_DIR", str(tmp_path / "empty-models"))

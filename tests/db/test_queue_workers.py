@@ -139,7 +139,7 @@ def _run_workers(factory, model, n_workers: int, monkeypatch) -> list[list[str]]
 def test_workers_drain_the_queue_each_photo_exactly_once(
     queue, trained_model, db_backend_url, monkeypatch
 ):
-    from training.registry import load_model
+    from training.model_files import load_model
 
     model = load_model(trained_model)
     n_workers = 2 if db_backend_url else 1  # SQLite has one writer: one worker per database file
@@ -172,7 +172,7 @@ def test_workers_drain_the_queue_each_photo_exactly_once(
 def test_a_second_drain_finds_nothing_left(queue, trained_model, db_backend_url):
     """After the queue is drained, workers started again claim nothing and write nothing."""
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import drain
 
     model = load_model(trained_model)

@@ -59,7 +59,7 @@ def _term(client, headers, unit_id: int, term: str) -> tuple[dict, dict]:
 
 
 def test_retained_terms_stay_in_the_profile_with_n_interval_and_suppression(api):  # noqa: F811
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import drain
 
     old_day = date.today() - timedelta(days=400)

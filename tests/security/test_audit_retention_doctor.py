@@ -47,7 +47,7 @@ def _store_photo(api, unit_name: str, seed: int, captured_on: date | None = None
 
 
 def _drain(api) -> int:
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import drain
 
     return drain(api.factory, api.app.state.store, load_model())

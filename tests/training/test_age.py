@@ -73,7 +73,7 @@ def _photos(folder, n: int):
 
 @pytest.mark.parametrize("columns", ["stage", "age", "stage,age"])
 def test_train_from_csv_with_stage_age_or_both(spira_env, tmp_path, columns):
-    from training.registry import load_model, models_dir
+    from training.model_files import load_model, models_dir
 
     rows = _photos(tmp_path, 15)
     cols = columns.split(",")

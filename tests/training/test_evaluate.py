@@ -26,7 +26,7 @@ def test_evaluate_csv_metrics_intervals_png_and_recorded_validation(
     spira_env, trained_model, tmp_path
 ):
     from training.evaluate import model_validation
-    from training.registry import models_dir
+    from training.model_files import models_dir
 
     _write_csv(tmp_path, 30, seed=4242)
     out = tmp_path / "out"

@@ -136,7 +136,8 @@ def test_promoting_a_fine_tuned_model_embeds_stored_photos_once(
 
     from core.models import Embedding, StageEstimate
     from core.storage import get_store
-    from training.registry import load_model, promote
+    from training.model_files import load_model
+    from training.registry import promote
     from vision.worker import drain
 
     models, version, _ = fine_tuned

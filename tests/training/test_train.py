@@ -13,7 +13,7 @@ from tests.photos import queue_photos
 
 
 def test_synthetic_model_generalises_to_held_out_drawings(spira_env, trained_model):
-    from training.registry import load_model
+    from training.model_files import load_model
     from training.train import synthetic_images
 
     model = load_model(trained_model)
@@ -25,7 +25,7 @@ def test_synthetic_model_generalises_to_held_out_drawings(spira_env, trained_mod
 
 
 def test_model_card_report_and_listing(spira_env, trained_model):
-    from training.registry import models_dir
+    from training.model_files import models_dir
 
     folder = models_dir() / trained_model
     card = (folder / "card.md").read_text()
@@ -44,7 +44,7 @@ def test_train_cli_prints_version_last_and_promotion_rescores_stored_photos(
 
     from core.models import Photo, StageEstimate
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import drain
 
     factory = queue_photos("Laröd", [(k, 70 + k) for k in range(4)], megapixels=0.4, age_band="3-4")

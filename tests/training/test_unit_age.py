@@ -254,7 +254,7 @@ def test_the_promoted_synthetic_model_scores_units_when_no_cross_fit_exists(
 ):
     from core.db import migrate, session_factory
     from profiles.drawing_age import unit_drawing_age_gap
-    from training.registry import load_model
+    from training.model_files import load_model
 
     model = load_model(trained_model)
     assert model.age_head is not None

@@ -64,3 +64,22 @@ def test_cpu_runtime_matches_pytorch(onnx_cache, runtime):
     assert a.shape == (len(images), 1280)
     assert cos.min() >= 0.999
     assert onnx.version == eager.version and onnx.version.startswith("efficientnet_lite0@")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_one_thread_inference_gives_the_same_embeddings(onnx_cache, runtime):
+    """`threads=1` (what `spira stages` asks for while its cores decode) is its own cached
+    embedder, configured for one thread, and embeds as the default one does."""
+    images = [data.chelsea(), data.coffee()]
+    default = create_embedder(
+        "efficientnet_lite0", device="cpu", runtime=runtime, cache_dir=onnx_cache
+    )
+    single = create_embedder(
+        "efficientnet_lite0", device="cpu", runtime=runtime, cache_dir=onnx_cache, threads=1
+    )
+    assert single is not default and single.threads == 1 and default.threads is None
+    if runtime == "openvino":
+        assert single._ov.get_property("INFERENCE_NUM_THREADS") == 1
+    else:
+        assert single._ort.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(single.embed(images), default.embed(images), rtol=1e-4, atol=1e-5)

@@ -108,7 +108,7 @@ def _rows_per_photo(factory, table) -> set[int]:
 @pytest.mark.slow
 def test_ray_engine_equals_local_engine_and_resumes(queue, trained_model, local_ray):
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.ray_engine import run_ray
     from vision.worker import drain, process_batch
 
@@ -156,7 +156,7 @@ def test_ray_engine_equals_local_engine_and_resumes(queue, trained_model, local_
 @pytest.mark.slow
 def test_ray_engine_counts_unreadable_images_as_attempts(queue, trained_model, local_ray):
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.ray_engine import run_ray
 
     with queue() as s:

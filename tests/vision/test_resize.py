@@ -146,3 +146,47 @@ def test_map_per_core_keeps_order_spreads_over_threads_and_raises():
         lambda n: threads.map_per_core(square, [n, n + 1]), list(range(6))
     )
     assert nested == [[n * n, (n + 1) ** 2] for n in range(6)]
+
+
+def test_imap_per_core_yields_in_order_starts_at_once_and_bounds_work_in_flight():
+    import threading
+    import time
+
+    from vision import threads
+
+    started: list[int] = []
+    lock = threading.Lock()
+    first_two = threading.Barrier(2, timeout=30) if threads.usable_cpus() >= 2 else None
+
+    def record(n: int) -> int:
+        with lock:
+            started.append(n)
+        if first_two is not None and n < 2:
+            first_two.wait()  # finishes only when two threads run the first two items
+        return n * 10
+
+    results = threads.imap_per_core(record, list(range(20)), ahead=4)
+    if threads.usable_cpus() >= 2:
+        # The first items run before any result is asked for (the caller compiles a model
+        # meanwhile), but no more than `ahead` of them.
+        deadline = time.monotonic() + 30
+        while len(started) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(started) == [0, 1, 2, 3]
+    taken = []
+    for value in results:
+        taken.append(value)
+        # At most `ahead` items started and not yet taken.
+        assert len(started) - len(taken) <= 4
+    assert taken == [n * 10 for n in range(20)]
+
+    def fail_on_three(n: int) -> int:
+        if n == 3:
+            raise ValueError("three")
+        return n
+
+    failing = threads.imap_per_core(fail_on_three, [1, 2, 3, 4])
+    assert [next(failing), next(failing)] == [1, 2]
+    with pytest.raises(ValueError, match="three"):
+        next(failing)
+    assert list(threads.imap_per_core(record, [])) == []

@@ -29,7 +29,7 @@ def _counts(factory):
 def test_crash_mid_queue_resumes_without_processing_twice(queued, monkeypatch, trained_model):
     import vision.worker as worker
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
 
     model = load_model(trained_model)
     real = worker.drawing_features_batch
@@ -56,7 +56,7 @@ def test_unreadable_stored_image_fails_after_retries_and_does_not_block_the_queu
     queued, trained_model
 ):
     from core.storage import get_store
-    from training.registry import load_model
+    from training.model_files import load_model
     from vision.worker import MAX_ATTEMPTS, drain
 
     with queued() as s:
@@ -93,7 +93,7 @@ def test_the_analysis_copy_has_the_stored_images_shape_at_512_px(size):
     import numpy as np
     import simplejpeg
 
-    from vision.worker import ANALYSIS_LONG_SIDE, decode_stored
+    from vision.stored import ANALYSIS_LONG_SIDE, decode_stored
 
     width, height = size
     ys, xs = np.mgrid[0:height, 0:width]
