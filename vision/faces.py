@@ -16,6 +16,33 @@ on a grey copy at 1600 px (the working size), where a 2 % face is 32 px, above t
 (:func:`find_small_faces`, scale step 1.1: at 1.2 a face falling between two scales was missed);
 its hits pass the same paper check. :func:`scan_faces` runs both, as ingest does. The cascade is
 most of the scan's cost (bench/faces.py, BENCHMARKS.md "Faces by size").
+
+Where the cascade's time goes, and what did not make it cheaper (issue 14, measured 2026-12-03
+with one OpenCV thread on the working images of bench/faces.py's photos, LFW faces pasted at
+28-80 px on paper and photographed drawings, and bench/vision.py's photos). OpenCV slides its
+window in steps of 2 px of each scale's shrunk copy below scale 2 (windows of 24-47 px) and of
+1 px from scale 2 on, so on a 1600×1200 copy the windows of 24-47 px cost about 110 ms and those
+of 51-195 px about 130 (51-100 px alone about 100); a plain or noisy flat grey copy costs 63-85
+ms, the working images of bench/vision.py's photos 120-530 ms (strokes pass more of the
+cascade's stages).
+
+- Fewer scales: dropping the 24-px window (about 24 ms) loses a 2 % face (``_HAAR_SMALLEST``).
+- Large windows on a smaller copy (800 and 400 px) or a coarser step (1.15, 1.2) from 48 px:
+  30-40 % less cascade time, but those windows then sit 2-4 px apart instead of 1-2 and faces of
+  4.5-15 % were lost (also with 1 neighbour instead of 2; with none, 32 hits a photo to confirm
+  cost more than they saved).
+- A gate on flat areas: blocks of 16 px with a standard deviation of grey below 4 levels,
+  dilated by the largest window, leave bounding rectangles covering 92-98 % of these photos
+  (crayon strokes reach everywhere); dilated by 47 px (the small windows) the textured area is
+  still 34-89 % (median 65 %), and flattening the flat blocks did not make the cascade faster:
+  flat windows are already rejected at its first stage, and the time is in the strokes. Not built.
+- OpenCV's LBP face cascade: only scikit-image (a test dependency) ships one,
+  ``lbpcascade_frontalface_opencv.xml``, and OpenCV 4.12 does not load it. The other stock Haar
+  cascades found fewer of the 154 faces (``frontalface_alt2`` 141, about 10 % faster;
+  ``frontalface_alt`` 140, slower) than the default one (148).
+- Threads: with 2 OpenCV threads the cascade takes half the wall time for the same CPU time
+  (±5 %); ingest's processes run it on one (vision.threads).
+- The paper check before the confirmation (same boxes, about 11 ms less per photo) is kept.
 """
 
 from __future__ import annotations
@@ -89,6 +116,16 @@ _SMALL_FACE_LARGEST = 0.13
 #: cost (tests/vision/test_face_sizes.py, BENCHMARKS.md "Faces by size").
 _HAAR_STEP = 1.1
 _HAAR_NEIGHBOURS = 2
+#: Smallest cascade window, in pixels of the 1600-px copy: the cascade's own 24 px. It is the
+#: costliest of the cascade's scales (about 24 of 240 ms on a 1600×1200 copy), but dropping it
+#: loses faces of 2 %. Its boxes on a face are 0.82-1.06 of the face's width (the 154 faces of
+#: bench/faces.py, seeds 1-2: 2 % faces, 32-36 px, give boxes of 27-35 px), and from 26 or 29 px
+#: on the cascade still found all 154 faces of 2-15 % there; but on LFW faces pasted at 32 px
+#: (2 %) on white paper and three photographed drawings (12 images, 48 faces) it found 41 from
+#: 26 px and 40 from 29 px against 42 from 24 px: the 24-px window's hits are neighbours that
+#: carry a 32-px face over the 2-neighbour threshold. At 28 and 30 px faces (1.75-1.9 %), 26 px
+#: lost 2 and 1 of 43 and 42.
+_HAAR_SMALLEST = 24
 #: Each cascade hit is confirmed by the same cascade looking again at the hit's own scale, finely
 #: (step 1.05) and asking for 4 neighbours (``_confirmed``). Measured on the working images of
 #: the 56 face-size photos of bench/faces.py (seeds 1-2, 154 faces at 2-15 %), its 32 drawings
@@ -218,18 +255,16 @@ def find_small_faces(
     if scale < 1.0:
         copy = area(rgb, (max(1, round(width * scale)), max(1, round(height * scale))))
     grey = cv2.cvtColor(copy, cv2.COLOR_RGB2GRAY)
-    largest = max(24, round(_SMALL_FACE_LARGEST * max(grey.shape)))
+    largest = max(_HAAR_SMALLEST, round(_SMALL_FACE_LARGEST * max(grey.shape)))
     found = _cascade().detectMultiScale(
         grey,
         scaleFactor=_HAAR_STEP,
         minNeighbors=_HAAR_NEIGHBOURS,
-        minSize=(24, 24),
+        minSize=(_HAAR_SMALLEST, _HAAR_SMALLEST),
         maxSize=(largest, largest),
     )
     faces: list[FaceBox] = []
     for hit in np.asarray(found, dtype=np.int64).reshape(-1, 4):
-        if not _confirmed(grey, hit):
-            continue
         x, y, w, h = hit / scale
         x0, y0 = max(0, round(x)), max(0, round(y))
         x1, y1 = min(width, round(x + w)), min(height, round(y + h))
@@ -238,7 +273,10 @@ def find_small_faces(
         # face, so the paper check looks there (on the whole box paper around a small face on
         # a sheet counted as drawn).
         inner = (x0 + box[2] // 6, y0 + box[3] // 6, box[2] - box[2] // 3, box[3] - box[3] // 3)
-        if x1 > x0 and y1 > y0 and not _looks_like_paper(rgb, inner):
+        # A hit is kept when it passes both checks; the paper check is the cheap one, so it
+        # goes first (same boxes kept; the confirmations cost 15.5 instead of 26.8 ms a photo
+        # on the 138 working images of bench/faces.py's photos, crayon drawings and bench/vision.py's).
+        if x1 > x0 and y1 > y0 and not _looks_like_paper(rgb, inner) and _confirmed(grey, hit):
             faces.append(box)
     return faces
 

@@ -307,6 +307,27 @@ def test_confirmation_keeps_small_real_faces():
         assert all(faces._confirmed(grey, hit) for hit in on_faces)
 
 
+def test_the_smallest_window_carries_a_two_percent_face(monkeypatch):
+    # Four LFW faces of 32 px (2 % of 1600) on white paper: all four are found, one of them only
+    # because the cascade's 24-px window adds neighbours to its hits (vision.faces._HAAR_SMALLEST:
+    # raising the smallest window to save time loses this face).
+    image, pasted = paste_lfw_faces(np.full((1067, 1600, 3), 235, np.uint8), 32, seed=1)
+    assert all(_found(face, faces.find_small_faces(image)) for face in pasted)
+    monkeypatch.setattr(faces, "_HAAR_SMALLEST", 26)
+    assert not all(_found(face, faces.find_small_faces(image)) for face in pasted)
+
+
+def test_hits_on_paper_are_not_confirmed(monkeypatch):
+    # The paper check runs before the costly confirmation, and both must pass.
+    confirmed: list = []
+    monkeypatch.setattr(faces, "_confirmed", lambda grey, hit: confirmed.append(tuple(hit)) or True)
+    monkeypatch.setattr(faces, "_looks_like_paper", lambda rgb, box: True)
+    image, _ = paste_lfw_faces(np.full((1067, 1600, 3), 235, np.uint8), 48, seed=1)
+    assert faces.find_small_faces(image) == [] and confirmed == []
+    monkeypatch.setattr(faces, "_looks_like_paper", lambda rgb, box: False)
+    assert len(faces.find_small_faces(image)) == len(confirmed) > 0
+
+
 def test_paper_check_is_what_spares_the_drawings(monkeypatch):
     # BlazeFace does score drawn faces: without the paper check they are blurred.
     monkeypatch.setattr(faces, "_looks_like_paper", lambda rgb, box: False)
