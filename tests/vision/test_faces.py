@@ -317,14 +317,24 @@ def test_the_smallest_window_carries_a_two_percent_face(monkeypatch):
     assert not all(_found(face, faces.find_small_faces(image)) for face in pasted)
 
 
+def test_a_bright_small_face_is_not_taken_for_paper(monkeypatch):
+    # Four LFW faces of 40 px on a photographed drawing: one is bright grey, mostly within 30
+    # levels of its brightest tenth (paper share 0.63) but with a face's tones (separation 0.68);
+    # the cascade's paper rule keeps it, BlazeFace's rule (paper share alone) would not.
+    image, pasted = paste_lfw_faces(photographed_drawing(3, 5), 40, seed=2)
+    assert all(_found(face, faces.find_small_faces(image)) for face in pasted)
+    monkeypatch.setattr(faces, "_hit_looks_like_paper", faces._looks_like_paper)
+    assert not _found(pasted[0], faces.find_small_faces(image))
+
+
 def test_hits_on_paper_are_not_confirmed(monkeypatch):
     # The paper check runs before the costly confirmation, and both must pass.
     confirmed: list = []
     monkeypatch.setattr(faces, "_confirmed", lambda grey, hit: confirmed.append(tuple(hit)) or True)
-    monkeypatch.setattr(faces, "_looks_like_paper", lambda rgb, box: True)
+    monkeypatch.setattr(faces, "_hit_looks_like_paper", lambda rgb, box: True)
     image, _ = paste_lfw_faces(np.full((1067, 1600, 3), 235, np.uint8), 48, seed=1)
     assert faces.find_small_faces(image) == [] and confirmed == []
-    monkeypatch.setattr(faces, "_looks_like_paper", lambda rgb, box: False)
+    monkeypatch.setattr(faces, "_hit_looks_like_paper", lambda rgb, box: False)
     assert len(faces.find_small_faces(image)) == len(confirmed) > 0
 
 
