@@ -346,7 +346,7 @@ Target on 2 CPU cores: p99 ≤ 100 ms for profile reads at 50 concurrent clients
 """
     print(body)
     if args.write:
-        write_section("API load", body)
+        write_section("API load", body, keep=("Reading",))
 
 
 if __name__ == "__main__":
