@@ -126,7 +126,8 @@ def test_fine_tuned_model_scores_files_on_the_cpu_runtime(fine_tuned, tmp_path, 
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 2 and all(line["model"] == version for line in lines)
-    assert all(abs(sum(line["stage_probs"]) - 1) < 1e-6 for line in lines)
+    # each of the five probabilities is printed rounded to 6 decimals (off by up to 5e-7 each)
+    assert all(abs(sum(line["stage_probs"]) - 1) < 3e-6 for line in lines)
 
 
 def test_promoting_a_fine_tuned_model_embeds_stored_photos_once(
