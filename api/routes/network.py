@@ -11,7 +11,8 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy import select
 
 from api.deps import SessionDep, require_role
-from api.routes.units import measure_in_term, record_read
+from api.measure_views import measure_in_term
+from api.read_audit import record_read
 from api.schemas import ErrorOut, NetworkAreaOut, NetworkOut, NetworkUnitOut
 from core.config import get_settings
 from core.domain import term_problem, term_sort_key

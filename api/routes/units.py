@@ -19,14 +19,14 @@ from api.deps import (
     readable_unit,
     require_role,
 )
+from api.measure_views import measure_in_term, measure_out
+from api.read_audit import record_read, record_read_async
 from api.schemas import (
     ErrorOut,
-    FollowUpOut,
     MeasureAreaOut,
     MeasureIn,
     MeasureOut,
     MeasurePatch,
-    MeasureTermOut,
     SkippedRowsOut,
     TermSummaryOut,
     UnitOut,
@@ -50,42 +50,6 @@ from profiles.service import profile_service
 from training.evaluate import model_validation_of
 
 router = APIRouter(prefix="/api", tags=["units"])
-
-
-async def record_read_async(
-    request: Request, username: str, object_type: str, object_id: int | None, detail: dict
-) -> None:
-    """:func:`record_read` for coroutine routes (no database session of their own)."""
-    writer = getattr(request.app.state, "audit", None)
-    if writer is None:  # an app used without its lifespan
-
-        def commit() -> None:
-            with request.app.state.session_factory() as session:
-                record(session, username, "read", object_type, object_id, detail)
-                session.commit()
-
-        await run_in_threadpool(commit)
-    else:
-        await writer.record_async(username, "read", object_type, object_id, detail)
-
-
-def record_read(
-    request: Request,
-    session: Session,
-    username: str,
-    object_type: str,
-    object_id: int | None,
-    detail: dict,
-) -> None:
-    """Audit a read: committed before the answer is sent, by the app's group-committing writer
-    (``core.audit.AuditWriter``) so concurrent readers do not queue for the write lock."""
-    writer = getattr(request.app.state, "audit", None)
-    if writer is None:  # an app used without its lifespan
-        record(session, username, "read", object_type, object_id, detail)
-        session.commit()
-    else:
-        session.close()  # give the connection back while waiting for the commit
-        writer.record(username, "read", object_type, object_id, detail)
 
 
 @router.get("/units", response_model=list[UnitOut], summary="Units you may read, with their groups")
@@ -258,65 +222,6 @@ def what_if_route(
 # principal of the unit, or an administrator. Every read and change is audited.
 
 
-def _follow_up_rows(
-    measure, unit_name: str, profiles: dict, min_n: int
-) -> list[measures_domain.FollowUp]:
-    figures = measures_domain.area_figures(
-        {t: p for (u, t), p in profiles.items() if u == unit_name}, measure.area
-    )
-    return measures_domain.follow_up(measure.start_term, figures, min_n)
-
-
-def _follow_up_out(row: measures_domain.FollowUp) -> FollowUpOut:
-    return FollowUpOut(
-        **row.__dict__,
-        text_sv=measures_domain.follow_up_text(row, "sv"),
-        text_en=measures_domain.follow_up_text(row, "en"),
-    )
-
-
-def measure_in_term(measure, unit_name: str, profiles: dict, min_n: int, term: str):
-    """A running measure as it stands in ``term`` (MeasureTermOut), for the term summary and
-    the network view."""
-    rows = _follow_up_rows(measure, unit_name, profiles, min_n)
-    row = next((r for r in rows if r.term == term), None)
-    label = measures_domain.area_label(measure.area)
-    return MeasureTermOut(
-        id=measure.id,
-        unit_id=measure.unit_id,
-        title=measure.title,
-        area=measure.area,
-        label_sv=label["sv"],
-        label_en=label["en"],
-        start_term=measure.start_term,
-        decided_by=measure.decided_by,
-        status=measures_domain.term_status(measure, rows, term),  # type: ignore[arg-type]
-        follow_up=_follow_up_out(row) if row is not None else None,
-    )
-
-
-def _measure_out(measure, unit_name: str, profiles: dict, min_n: int) -> MeasureOut:
-    rows = _follow_up_rows(measure, unit_name, profiles, min_n)
-    out = MeasureOut.model_validate(
-        {
-            c: getattr(measure, c)
-            for c in (
-                "id",
-                "unit_id",
-                "area",
-                "title",
-                "start_term",
-                "description",
-                "decided_by",
-                "created_at",
-                "updated_at",
-            )
-        }
-    )
-    out.follow_up = [_follow_up_out(r) for r in rows]
-    return out
-
-
 def _may_write_measures(user: User, unit_id: int) -> None:
     if user.role == "admin" or (user.role == "principal" and unit_id in user.unit_ids):
         return
@@ -343,7 +248,7 @@ def list_unit_measures(
     built = profile_service.build(session)
     min_n = get_settings().min_group_size
     out = [
-        _measure_out(m, unit.name, built["profiles"], min_n)
+        measure_out(m, unit.name, built["profiles"], min_n)
         for m in measures_domain.list_measures(session, unit.id)
     ]
     record_read(request, session, user.username, "measures", unit.id, {"n": len(out)})
@@ -426,7 +331,7 @@ def create_unit_measure(
     )
     session.commit()
     built = profile_service.build(session)
-    return _measure_out(measure, unit.name, built["profiles"], get_settings().min_group_size)
+    return measure_out(measure, unit.name, built["profiles"], get_settings().min_group_size)
 
 
 MeasureId = Annotated[int, Path(ge=1, le=2**31 - 1, description="measure id")]
@@ -473,7 +378,7 @@ def edit_unit_measure(
     )
     session.commit()
     built = profile_service.build(session)
-    return _measure_out(measure, unit.name, built["profiles"], get_settings().min_group_size)
+    return measure_out(measure, unit.name, built["profiles"], get_settings().min_group_size)
 
 
 @router.delete(
